@@ -1,0 +1,77 @@
+// Package db owns the schema: the SQL migrations embedded in the binary and the code that applies them.
+package db
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+
+	"github.com/golang-migrate/migrate/v4"
+	// The postgres driver registers the "postgres" database scheme for migrate.New.
+	_ "github.com/golang-migrate/migrate/v4/database/postgres"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrator applies the embedded migrations. It opens its own connection from the DSN it is given,
+// because closing a migrator closes the database handle it was built on.
+type Migrator struct {
+	m *migrate.Migrate
+}
+
+// NewMigrator connects to dsn for migrating. Close it when done.
+func NewMigrator(dsn string) (*Migrator, error) {
+	src, err := iofs.New(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("open embedded migrations: %w", err)
+	}
+	m, err := migrate.NewWithSourceInstance("iofs", src, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("connect for migrations: %w", err)
+	}
+	return &Migrator{m: m}, nil
+}
+
+// Up applies every pending migration. Having nothing to apply is success.
+func (mg *Migrator) Up() error {
+	if err := mg.m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("migrate up: %w", err)
+	}
+	return nil
+}
+
+// Down reverts the most recent migration.
+func (mg *Migrator) Down() error {
+	if err := mg.m.Steps(-1); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("migrate down: %w", err)
+	}
+	return nil
+}
+
+// Version reports the applied version and whether a failed migration left the schema dirty.
+// A database with no migrations applied reports version 0.
+func (mg *Migrator) Version() (version uint, dirty bool, err error) {
+	version, dirty, err = mg.m.Version()
+	if errors.Is(err, migrate.ErrNilVersion) {
+		return 0, false, nil
+	}
+	return version, dirty, err
+}
+
+// Close releases the migrator's connection.
+func (mg *Migrator) Close() error {
+	srcErr, dbErr := mg.m.Close()
+	return errors.Join(srcErr, dbErr)
+}
+
+// Migrate applies every pending migration to the database at dsn.
+func Migrate(dsn string) error {
+	mg, err := NewMigrator(dsn)
+	if err != nil {
+		return err
+	}
+	defer mg.Close()
+	return mg.Up()
+}
