@@ -1,0 +1,52 @@
+# Development tasks for the messaging service; `make help` lists them.
+# Local PostgreSQL clusters are provisioned by scripts/localpg.sh.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# The cluster `make run` uses when DATABASE_URL is not set; its data survives between runs.
+PG_DIR ?= .data/pg
+PG_PORT ?= 5433
+PG_DB ?= messaging
+
+LOCALPG := bash scripts/localpg.sh
+
+.PHONY: help run test build db-stop db-reset fmt vet
+
+help: ## List the targets.
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-9s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+run: ## Run the service; without DATABASE_URL, on the local cluster in .data/pg (port 5433).
+	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
+		DATABASE_URL=$$(LOCALPG_FAST=0 $(LOCALPG) start $(PG_DIR) $(PG_PORT) $(PG_DB)); \
+		export DATABASE_URL; \
+	fi; \
+	exec go run ./cmd/messaging serve
+
+# One throwaway cluster serves every test package (through TEST_DATABASE_URL). The EXIT trap
+# stops and deletes it however the recipe ends, and leaves the recipe's exit status alone.
+test: ## Run go vet and all tests against a throwaway PostgreSQL cluster.
+	@dir=$$(mktemp -d); \
+	trap '$(LOCALPG) stop "$$dir" || true; rm -rf "$$dir"' EXIT; \
+	port=$$($(LOCALPG) freeport); \
+	TEST_DATABASE_URL=$$(LOCALPG_FAST=1 $(LOCALPG) start "$$dir" "$$port"); \
+	export TEST_DATABASE_URL; \
+	go vet ./...; \
+	go test -count=1 ./...
+
+build: ## Build bin/messaging.
+	go build -o bin/messaging ./cmd/messaging
+
+db-stop: ## Stop the local cluster of `make run`.
+	$(LOCALPG) stop $(PG_DIR)
+
+db-reset: ## Stop the local cluster of `make run` and delete its data.
+	$(LOCALPG) stop $(PG_DIR)
+	rm -rf $(PG_DIR)
+
+fmt: ## Format the Go code.
+	go fmt ./...
+
+vet: ## Run go vet.
+	go vet ./...

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// Config is the service's whole configuration, read once from the environment.
+type Config struct {
+	DatabaseURL        string
+	ListenAddr         string
+	AdminToken         string
+	Windows            messaging.Windows
+	PurgeInterval      time.Duration
+	MaxBodyBytes       int64
+	RateLimitPerMinute int
+	DBMaxConns         int
+	RequestTimeout     time.Duration
+	ShutdownTimeout    time.Duration
+}
+
+// loadConfig reads the environment through getenv, applies the defaults, and reports every
+// problem at once.
+func loadConfig(getenv func(string) string) (Config, error) {
+	var errs []error
+	str := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	integer := func(name string, def, min int) int {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			errs = append(errs, fmt.Errorf("%s: want a whole number >= %d, got %q", name, min, v))
+		}
+		return n
+	}
+	duration := func(name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive Go duration such as 1h or 30s, got %q", name, v))
+		}
+		return d
+	}
+	c := Config{
+		DatabaseURL: getenv("DATABASE_URL"),
+		ListenAddr:  str("LISTEN_ADDR", ":8080"),
+		AdminToken:  getenv("ADMIN_TOKEN"),
+		Windows: messaging.Windows{
+			GuestDays:         integer("GUEST_WINDOW_DAYS", messaging.DefaultWindows.GuestDays, 0),
+			PropertySendDays:  integer("PROPERTY_SEND_DAYS", messaging.DefaultWindows.PropertySendDays, 0),
+			PropertyReplyDays: integer("PROPERTY_REPLY_DAYS", messaging.DefaultWindows.PropertyReplyDays, 0),
+			RetentionDays:     integer("RETENTION_DAYS", messaging.DefaultWindows.RetentionDays, 0),
+		},
+		PurgeInterval:      duration("PURGE_INTERVAL", time.Hour),
+		MaxBodyBytes:       int64(integer("MAX_BODY_BYTES", 2<<20, 1)),
+		RateLimitPerMinute: integer("RATE_LIMIT_PER_MINUTE", 600, 0),
+		DBMaxConns:         integer("DB_MAX_CONNS", 16, 1),
+		RequestTimeout:     duration("REQUEST_TIMEOUT", 10*time.Second),
+		ShutdownTimeout:    duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+	}
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL: required (make run provisions a local PostgreSQL when it is unset)"))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, errors.New("ADMIN_TOKEN: use at least 16 characters"))
+	}
+	if c.Windows.RetentionDays < c.Windows.GuestDays {
+		errs = append(errs, errors.New("RETENTION_DAYS: must not be shorter than GUEST_WINDOW_DAYS"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// LogValue masks the secrets when the configuration is logged.
+func (c Config) logFields() []any {
+	return []any{
+		"listen_addr", c.ListenAddr, "database_url", maskDSN(c.DatabaseURL), "admin_api", c.AdminToken != "",
+		"guest_window_days", c.Windows.GuestDays, "property_send_days", c.Windows.PropertySendDays,
+		"property_reply_days", c.Windows.PropertyReplyDays, "retention_days", c.Windows.RetentionDays,
+		"purge_interval", c.PurgeInterval.String(), "max_body_bytes", c.MaxBodyBytes,
+		"rate_limit_per_minute", c.RateLimitPerMinute, "db_max_conns", c.DBMaxConns,
+		"request_timeout", c.RequestTimeout.String(),
+	}
+}

@@ -1,0 +1,216 @@
+// Command messaging is the guest messaging service: "serve" (the default) runs the HTTP API;
+// "migrate up|down|version" manages the schema; "bootstrap" creates a partner and an API key.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/guestmsg/messaging/api"
+	"github.com/guestmsg/messaging/db"
+	"github.com/guestmsg/messaging/internal/httpapi"
+	"github.com/guestmsg/messaging/internal/messaging"
+	"github.com/guestmsg/messaging/internal/postgres"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "messaging:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: messaging [command]
+  serve                      run the HTTP API (the default); applies pending migrations first
+  migrate up|down|version    apply all migrations, revert the last one, or print the version
+  bootstrap -kind K -name N  create a partner (and an API key) and print them as JSON`
+
+// run carries out one command; ctx is cancelled on SIGINT or SIGTERM.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, nil))
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, log)
+	case "migrate":
+		return migrateCommand(cfg, args, stdout)
+	case "bootstrap":
+		return bootstrap(ctx, cfg, args, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log.Info("starting", cfg.logFields()...)
+	if err := migrateWithRetry(ctx, cfg.DatabaseURL, log); err != nil {
+		return err
+	}
+	pool, err := postgres.Open(cfg.DatabaseURL, cfg.DBMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := postgres.New(ctx, pool)
+	defer store.Close()
+	svc := messaging.NewService(store, cfg.Windows, time.Now)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := httpapi.New(svc, store, log, httpapi.Config{
+		AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, DBTimeout: cfg.RequestTimeout,
+	}, reg)
+	srv := &http.Server{
+		Addr:              cfg.ListenAddr,
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// migrateWithRetry applies pending migrations, waiting for a database that is still starting.
+func migrateWithRetry(ctx context.Context, dsn string, log *slog.Logger) error {
+	for attempt := 1; ; attempt++ {
+		err := db.Migrate(dsn)
+		if err == nil || attempt == 30 {
+			return err
+		}
+		log.Warn("database not ready for migrations; retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func migrateCommand(cfg Config, args []string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: messaging migrate up|down|version")
+	}
+	mg, err := db.NewMigrator(cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer mg.Close()
+	switch args[0] {
+	case "up":
+		err = mg.Up()
+	case "down":
+		err = mg.Down()
+	case "version":
+	default:
+		return errors.New("usage: messaging migrate up|down|version")
+	}
+	if err != nil {
+		return err
+	}
+	v, dirty, err := mg.Version()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "version %d dirty %t\n", v, dirty)
+	return nil
+}
+
+// bootstrap creates a partner and one API key for it and prints both, so an operator can start
+// without the admin API.
+func bootstrap(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
+	kind := fs.String("kind", "", "partner kind: property or guest (required)")
+	name := fs.String("name", "", "partner name (required)")
+	affiliateID := fs.Int64("affiliate-id", 0, "affiliate id to use (assigned when 0)")
+	keyName := fs.String("key-name", "bootstrap", "name of the API key")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := db.Migrate(cfg.DatabaseURL); err != nil {
+		return err
+	}
+	pool, err := postgres.Open(cfg.DatabaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	svc := messaging.NewService(postgres.New(ctx, pool), cfg.Windows, time.Now)
+	p, err := svc.CreatePartner(ctx, messaging.Partner{AffiliateID: *affiliateID, Kind: messaging.Side(*kind), Name: *name})
+	if err != nil {
+		return fmt.Errorf("create partner: %w", err)
+	}
+	k, secret, err := svc.CreateKey(ctx, p.AffiliateID, *keyName)
+	if err != nil {
+		return fmt.Errorf("create key: %w", err)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Partner api.PartnerData `json:"partner"`
+		Key     api.KeyData     `json:"key"`
+	}{
+		api.PartnerData{AffiliateID: p.AffiliateID, Kind: string(p.Kind), Name: p.Name, CreatedAt: p.CreatedAt.Format(api.TimeFormat)},
+		api.KeyData{KeyID: k.ID.String(), APIKey: secret, CreatedAt: k.CreatedAt.Format(api.TimeFormat)},
+	})
+}
+
+// maskDSN hides the password of a database URL for logging.
+func maskDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return "(set)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,237 @@
+package httpapi_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/guestmsg/messaging/api"
+	"github.com/guestmsg/messaging/internal/httpapi"
+	"github.com/guestmsg/messaging/internal/messaging"
+	"github.com/guestmsg/messaging/internal/pgtest"
+	"github.com/guestmsg/messaging/internal/postgres"
+)
+
+func TestAdminPartnersAndKeys(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	assigned, err := e.admin.CreatePartner(ctx, api.PartnerRequest{Kind: "property", Name: "PMS One"})
+	if err != nil || assigned.AffiliateID <= 0 || assigned.Kind != "property" || !timestampRE.MatchString(assigned.CreatedAt) {
+		t.Fatalf("CreatePartner(assigned) = %+v, %v", assigned, err)
+	}
+	chosen := assigned.AffiliateID + 1
+	if p, err := e.admin.CreatePartner(ctx, api.PartnerRequest{Kind: "guest", Name: "App", AffiliateID: &chosen}); err != nil || p.AffiliateID != chosen {
+		t.Fatalf("CreatePartner(chosen) = %+v, %v", p, err)
+	}
+	// The next assigned id skips the one an operator chose.
+	if p, err := e.admin.CreatePartner(ctx, api.PartnerRequest{Kind: "guest", Name: "App 2"}); err != nil || p.AffiliateID == chosen {
+		t.Fatalf("CreatePartner(after chosen) = %+v, %v", p, err)
+	}
+	if _, err := e.admin.CreatePartner(ctx, api.PartnerRequest{Kind: "guest", Name: "Dup", AffiliateID: &chosen}); apiErrorID(t, err) != "conflict" {
+		t.Errorf("CreatePartner(taken id) = %v, want conflict", err)
+	}
+	for _, body := range []struct{ json, errID, msg string }{
+		{`{"name":"x"}`, "missing_parameter", "Parameter 'kind' is missing."},
+		{`{"kind":"hotel","name":"x"}`, "invalid_parameter", "Parameter 'kind' is invalid."},
+		{`{"kind":"guest"}`, "missing_parameter", "Parameter 'name' is missing."},
+		{`{"kind":"guest","name":"x","affiliate_id":"7"}`, "invalid_parameter", "Parameter 'affiliate_id' is invalid."},
+		{`{"kind":"guest","name":"x","affiliate_id":0}`, "invalid_parameter", "Parameter 'affiliate_id' is invalid."},
+	} {
+		a := e.raw(http.MethodPost, "/admin/partners", map[string]string{"Authorization": "Bearer " + adminToken}, body.json)
+		if a.status != 400 || a.errorID(t) != body.errID || a.json(t)["errors"].([]any)[0].(map[string]any)["message"] != body.msg {
+			t.Errorf("POST /admin/partners %s = %d %s, want 400 %s", body.json, a.status, a.body, body.msg)
+		}
+	}
+
+	k, err := e.admin.CreateKey(ctx, assigned.AffiliateID, "")
+	if err != nil || len(k.APIKey) < 40 || k.KeyID == "" {
+		t.Fatalf("CreateKey = %+v, %v", k, err)
+	}
+	var stored int
+	if err := e.db.Get(&stored, `SELECT count(*) FROM api_keys WHERE secret_hash = sha256($1::bytea)`, []byte(k.APIKey)); err != nil || stored != 1 {
+		t.Errorf("key stored by its hash: %d, %v", stored, err)
+	}
+	if err := e.db.Get(&stored, `SELECT count(*) FROM api_keys WHERE position($1::bytea in secret_hash) > 0`, []byte(k.APIKey)); err != nil || stored != 0 {
+		t.Errorf("the secret itself is stored: %d, %v", stored, err)
+	}
+	if _, err := e.admin.CreateKey(ctx, 999999, ""); apiErrorID(t, err) != "not_found" {
+		t.Errorf("CreateKey(unknown partner) = %v, want not_found", err)
+	}
+	r1, err := e.admin.RevokeKey(ctx, k.KeyID)
+	if err != nil || r1.KeyID != k.KeyID || !timestampRE.MatchString(r1.RevokedAt) {
+		t.Fatalf("RevokeKey = %+v, %v", r1, err)
+	}
+	e.clock.Set(start.Add(time.Hour))
+	if r2, err := e.admin.RevokeKey(ctx, k.KeyID); err != nil || r2.RevokedAt != r1.RevokedAt {
+		t.Errorf("RevokeKey again = %+v, %v; want the first revocation time", r2, err)
+	}
+	if _, err := e.admin.RevokeKey(ctx, "0190a1b2-0000-7000-8000-000000000000"); apiErrorID(t, err) != "not_found" {
+		t.Errorf("RevokeKey(unknown) = %v, want not_found", err)
+	}
+	for _, path := range []string{"/admin/keys/not-a-uuid", "/admin/partners/abc/keys", "/admin/partners/-1/keys"} {
+		method := http.MethodPost
+		if path == "/admin/keys/not-a-uuid" {
+			method = http.MethodDelete
+		}
+		if a := e.raw(method, path, map[string]string{"Authorization": "Bearer " + adminToken}, ""); a.status != 400 || a.errorID(t) != "invalid_parameter" {
+			t.Errorf("%s %s = %d %s, want 400 invalid_parameter", method, path, a.status, a.body)
+		}
+	}
+}
+
+func TestAdminNeedsItsToken(t *testing.T) {
+	e := newEnv(t)
+	for _, h := range []map[string]string{{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": adminToken}} {
+		if a := e.raw(http.MethodPost, "/admin/partners", h, `{"kind":"guest","name":"x"}`); a.status != 401 || a.errorID(t) != "unauthorized" {
+			t.Errorf("POST /admin/partners with %v = %d %s, want 401", h, a.status, a.body)
+		}
+	}
+	// A partner key is not an admin token.
+	p := e.partner("guest")
+	if a := e.raw(http.MethodPost, "/admin/partners", map[string]string{"Authorization": "Bearer " + p.APIKey}, `{}`); a.status != 401 {
+		t.Errorf("admin call with a partner key = %d, want 401", a.status)
+	}
+}
+
+func TestAdminAPIIsHiddenWithoutToken(t *testing.T) {
+	pool, err := postgres.Open(pgtest.DSN(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := postgres.New(context.Background(), pool)
+	svc := messaging.NewService(store, messaging.DefaultWindows, time.Now)
+	srv := httptest.NewServer(httpapi.New(svc, store, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		httpapi.Config{MaxBodyBytes: 1 << 20, DBTimeout: time.Second}, prometheus.NewRegistry()))
+	defer srv.Close()
+	e := &env{t: t, url: srv.URL}
+	for _, r := range []struct{ method, path string }{
+		{http.MethodPost, "/admin/partners"}, {http.MethodGet, "/admin/partners"},
+		{http.MethodDelete, "/admin/keys/x"}, {http.MethodGet, "/admin"},
+	} {
+		if a := e.raw(r.method, r.path, map[string]string{"Authorization": "Bearer "}, ""); a.status != 404 || a.errorID(t) != "not_found" {
+			t.Errorf("%s %s without ADMIN_TOKEN = %d %s, want 404", r.method, r.path, a.status, a.body)
+		}
+	}
+}
+
+func TestAdminAccommodationsAndReservations(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	property, guest := e.partner("property"), e.partner("guest")
+	acc, err := e.admin.PutAccommodation(ctx, "6819547", api.AccommodationRequest{Partner: property.AffiliateID})
+	if err != nil || acc.ID != "6819547" || acc.Partner != property.AffiliateID || acc.Name != "" {
+		t.Fatalf("PutAccommodation = %+v, %v", acc, err)
+	}
+	if _, err := e.admin.PutAccommodation(ctx, "6819548", api.AccommodationRequest{Partner: guest.AffiliateID}); apiErrorID(t, err) != "invalid_parameter" {
+		t.Errorf("PutAccommodation(guest owner) = %v, want invalid_parameter", err)
+	}
+	if _, err := e.admin.PutAccommodation(ctx, "6819548", api.AccommodationRequest{Partner: 424242}); apiErrorID(t, err) != "invalid_parameter" {
+		t.Errorf("PutAccommodation(unknown owner) = %v, want invalid_parameter", err)
+	}
+	gp := guest.AffiliateID
+	r, err := e.admin.PutReservation(ctx, "4338284887", api.ReservationRequest{Accommodation: "6819547", GuestPartner: &gp, Checkin: "2026-07-01", Checkout: "2026-07-05"})
+	if err != nil || r.Conversation == "" || r.Status != "confirmed" || r.StayEnd != "2026-07-06T00:00:00.000Z" || *r.GuestPartner != gp {
+		t.Fatalf("PutReservation = %+v, %v", r, err)
+	}
+	// With no accommodation name, the property participant is named by the accommodation id.
+	th := thread{property: property, guest: guest, accommodation: "6819547", reservation: "4338284887", conversation: r.Conversation}
+	th.send(t, guest, "hi")
+	if got, _ := property.Latest(ctx); len(got) != 1 {
+		t.Fatalf("Latest = %+v", got)
+	}
+	conv, err := guest.Conversation(ctx, api.ConversationRequest{Accommodation: "6819547", Conversation: r.Conversation})
+	if err != nil || conv.Participants[1].Metadata != (api.ParticipantMetadata{Type: "property", Name: "6819547"}) {
+		t.Errorf("Conversation participants = %+v, %v", conv.Participants, err)
+	}
+	// Updating keeps the conversation.
+	r2, err := e.admin.PutReservation(ctx, "4338284887", api.ReservationRequest{Accommodation: "6819547", GuestPartner: &gp, Checkin: "2026-07-01", Checkout: "2026-07-08"})
+	if err != nil || r2.Conversation != r.Conversation || r2.StayEnd != "2026-07-09T00:00:00.000Z" {
+		t.Errorf("PutReservation(update) = %+v, %v", r2, err)
+	}
+
+	other, err := e.admin.PutAccommodation(ctx, "6819549", api.AccommodationRequest{Partner: property.AffiliateID, Name: "Other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.PutReservation(ctx, "4338284887", api.ReservationRequest{Accommodation: other.ID, Checkin: "2026-07-01", Checkout: "2026-07-08"}); apiErrorID(t, err) != "conflict" {
+		t.Errorf("PutReservation(other accommodation) = %v, want conflict", err)
+	}
+	propertyID := property.AffiliateID
+	for _, tc := range []struct {
+		req   api.ReservationRequest
+		errID string
+		field string
+	}{
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-05", Checkout: "2026-07-05"}, "invalid_parameter", "checkout"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01"}, "missing_parameter", "checkout"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "07/01/2026", Checkout: "2026-07-05"}, "invalid_parameter", "checkin"},
+		{api.ReservationRequest{Accommodation: "999", Checkin: "2026-07-01", Checkout: "2026-07-05"}, "invalid_parameter", "accommodation"},
+		{api.ReservationRequest{Accommodation: "6819547", GuestPartner: &propertyID, Checkin: "2026-07-01", Checkout: "2026-07-05"}, "invalid_parameter", "guest_partner"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled"}, "missing_parameter", "cancelled_at"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "pending"}, "invalid_parameter", "status"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "yesterday"}, "invalid_parameter", "cancelled_at"},
+	} {
+		_, err := e.admin.PutReservation(ctx, "R-"+strconv.Itoa(len(tc.field)), tc.req)
+		apiErr, ok := err.(*api.Error)
+		if !ok || apiErr.ID() != tc.errID || len(apiErr.Errors) == 0 || apiErr.Errors[0].Message != "Parameter '"+tc.field+"' is "+map[string]string{"invalid_parameter": "invalid", "missing_parameter": "missing"}[tc.errID]+"." {
+			t.Errorf("PutReservation(%+v) = %v, want %s on %s", tc.req, err, tc.errID, tc.field)
+		}
+	}
+	if a := e.raw(http.MethodPut, "/admin/reservations/bad%20id", map[string]string{"Authorization": "Bearer " + adminToken}, `{}`); a.status != 400 || a.errorID(t) != "invalid_parameter" {
+		t.Errorf("PUT /admin/reservations/bad id = %d %s", a.status, a.body)
+	}
+}
+
+func TestChangingPartnersMovesQueues(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	th := e.thread()
+	m := th.send(t, th.guest, "before the move")
+
+	newGuest := e.partner("guest")
+	e.putReservation(th.reservation, api.ReservationRequest{Accommodation: th.accommodation, Checkin: "2026-07-01", Checkout: "2026-07-05"}, newGuest)
+	if got, _ := th.guest.Latest(ctx); len(got) != 0 {
+		t.Errorf("old guest partner Latest = %d, want 0", len(got))
+	}
+	if got, _ := newGuest.Latest(ctx); len(got) != 1 || got[0].MessageID != m {
+		t.Errorf("new guest partner Latest = %+v, want [%s]", got, m)
+	}
+	if _, err := th.guest.Send(ctx, api.SendRequest{Accommodation: th.accommodation, Reservation: th.reservation, Content: "x"}, ""); apiErrorID(t, err) != "not_found" {
+		t.Errorf("old guest partner Send = %v, want not_found", err)
+	}
+
+	newOwner := e.partner("property")
+	if _, err := e.admin.PutAccommodation(ctx, th.accommodation, api.AccommodationRequest{Partner: newOwner.AffiliateID, Name: "Renamed"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := th.property.Latest(ctx); len(got) != 0 {
+		t.Errorf("old owner Latest = %d, want 0", len(got))
+	}
+	got, _ := newOwner.Latest(ctx)
+	if len(got) != 1 || got[0].MessageID != m || got[0].Sender.Metadata.Type != "guest" {
+		t.Errorf("new owner Latest = %+v, want [%s]", got, m)
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if a := e.raw(http.MethodGet, path, nil, ""); a.status != 200 || a.json(t)["data"].(map[string]any)["status"] != "ok" {
+			t.Errorf("GET %s = %d %s", path, a.status, a.body)
+		}
+	}
+	e.raw(http.MethodPost, "/messages/latest", nil, "")
+	a := e.raw(http.MethodGet, "/metrics", nil, "")
+	if a.status != 200 || !strings.Contains(string(a.body), `messaging_http_requests_total{method="POST",route="/messages/latest",status="401"} 1`) {
+		t.Errorf("GET /metrics = %d, missing the latest request's counter:\n%.2000s", a.status, a.body)
+	}
+}

@@ -1,0 +1,191 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// bindBody reads the request body as one JSON object into dst, whose fields are usually
+// json.RawMessage so that each can be checked by name afterwards. An empty body counts as {}.
+// Errors: 415 for a non-JSON Content-Type (a missing one is accepted), 413 over the limit, and
+// 400 invalid_request for anything but a JSON object in valid UTF-8.
+func (s *Server) bindBody(c echo.Context, dst any) error {
+	req := c.Request()
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !(mt == echo.MIMEApplicationJSON || strings.HasSuffix(mt, "+json")) {
+			return errMediaType
+		}
+	}
+	if req.ContentLength > s.cfg.MaxBodyBytes {
+		return errTooLarge
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, s.cfg.MaxBodyBytes+1))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return errTooLarge
+		}
+		return errBadJSON
+	}
+	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		return errTooLarge
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil
+	}
+	if !utf8.Valid(body) {
+		return errBadJSON
+	}
+	if body[0] != '{' {
+		return errNotJSONObject
+	}
+	if err := json.Unmarshal(body, dst); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return messaging.Invalid(typeErr.Field)
+		}
+		return errBadJSON
+	}
+	return nil
+}
+
+// fields collects the field problems of one request so they are reported together.
+type fields struct{ errs fieldErrors }
+
+func (f *fields) add(err error) {
+	if err != nil {
+		f.errs = append(f.errs, err)
+	}
+}
+
+func (f *fields) err() error {
+	if len(f.errs) == 0 {
+		return nil
+	}
+	return f.errs
+}
+
+func absent(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// parseAccommodation reads a positive int64 given as a JSON integer or a string of digits.
+func parseAccommodation(raw json.RawMessage, field string) (int64, error) {
+	if absent(raw) || string(raw) == `""` {
+		return 0, messaging.Missing(field)
+	}
+	text := string(raw)
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return 0, messaging.Invalid(field)
+		}
+	}
+	if !allDigits(text) {
+		return 0, messaging.Invalid(field)
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, messaging.Invalid(field)
+	}
+	return n, nil
+}
+
+// parseReservation reads a reservation id given as a JSON integer or a string of 1 to 64
+// characters from A-Za-z0-9._-; "" and null count as not given.
+func parseReservation(raw json.RawMessage, field string) (string, error) {
+	if absent(raw) || string(raw) == `""` {
+		return "", nil
+	}
+	if raw[0] != '"' {
+		if !allDigits(string(raw)) || len(raw) > 64 {
+			return "", messaging.Invalid(field)
+		}
+		return string(raw), nil
+	}
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil || !messaging.ValidReservationID(id) {
+		return "", messaging.Invalid(field)
+	}
+	return id, nil
+}
+
+// parseUUID reads a UUID string; "" and null count as not given (uuid.Nil).
+func parseUUID(raw json.RawMessage, field string) (uuid.UUID, error) {
+	if absent(raw) || string(raw) == `""` {
+		return uuid.Nil, nil
+	}
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return uuid.Nil, messaging.Invalid(field)
+	}
+	id, err := uuid.Parse(text)
+	if err != nil || len(text) != 36 {
+		return uuid.Nil, messaging.Invalid(field)
+	}
+	return id, nil
+}
+
+// parseString reads a JSON string; null or absent is "".
+func parseString(raw json.RawMessage, field string) (string, error) {
+	if absent(raw) {
+		return "", nil
+	}
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return "", messaging.Invalid(field)
+	}
+	return text, nil
+}
+
+// parseUUIDs reads an array of UUID strings of at most max elements, naming a bad element by
+// its position. Absent or null is nil.
+func parseUUIDs(raw json.RawMessage, field string, max int) ([]uuid.UUID, error) {
+	if absent(raw) {
+		return nil, nil
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return nil, messaging.Invalid(field)
+	}
+	if len(elems) > max {
+		return nil, messaging.Invalid(field)
+	}
+	var f fields
+	ids := make([]uuid.UUID, len(elems))
+	for i, e := range elems {
+		name := messaging.Indexed(field, i)
+		id, err := parseUUID(e, name)
+		if err == nil && id == uuid.Nil {
+			err = messaging.Invalid(name)
+		}
+		f.add(err)
+		ids[i] = id
+	}
+	return ids, f.err()
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,209 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/guestmsg/messaging/api"
+)
+
+func TestAuthentication(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	other := e.partner("property")
+	key := th.property.APIKey
+	id := strconv.FormatInt(th.property.AffiliateID, 10)
+	cases := []struct {
+		name   string
+		header map[string]string
+		status int
+		errID  string
+	}{
+		{"no credentials", map[string]string{}, 401, "unauthorized"},
+		{"basic scheme", map[string]string{"Authorization": "Basic " + key, "X-Affiliate-Id": id}, 401, "unauthorized"},
+		{"empty bearer", map[string]string{"Authorization": "Bearer ", "X-Affiliate-Id": id}, 401, "unauthorized"},
+		{"unknown key", map[string]string{"Authorization": "Bearer gmk_nope", "X-Affiliate-Id": id}, 401, "unauthorized"},
+		{"admin token as key", map[string]string{"Authorization": "Bearer " + adminToken, "X-Affiliate-Id": id}, 401, "unauthorized"},
+		{"missing affiliate", map[string]string{"Authorization": "Bearer " + key}, 401, "unauthorized"},
+		{"affiliate not a number", map[string]string{"Authorization": "Bearer " + key, "X-Affiliate-Id": "abc"}, 401, "unauthorized"},
+		{"affiliate zero", map[string]string{"Authorization": "Bearer " + key, "X-Affiliate-Id": "0"}, 401, "unauthorized"},
+		{"affiliate negative", map[string]string{"Authorization": "Bearer " + key, "X-Affiliate-Id": "-" + id}, 401, "unauthorized"},
+		{"affiliate signed", map[string]string{"Authorization": "Bearer " + key, "X-Affiliate-Id": "+" + id}, 401, "unauthorized"},
+		{"affiliate overflows int64", map[string]string{"Authorization": "Bearer " + key, "X-Affiliate-Id": "9223372036854775808"}, 401, "unauthorized"},
+		{"another partner's id", map[string]string{"Authorization": "Bearer " + key, "X-Affiliate-Id": strconv.FormatInt(other.AffiliateID, 10)}, 403, "forbidden"},
+		{"lowercase bearer", map[string]string{"Authorization": "bearer " + key, "X-Affiliate-Id": id}, 200, ""},
+	}
+	for _, tc := range cases {
+		for _, path := range []string{"/messages/latest", "/3.2/messages/send"} {
+			a := e.raw(http.MethodPost, path, tc.header, `{}`)
+			if a.status != tc.status && !(tc.status == 200 && path != "/messages/latest") {
+				t.Errorf("%s: POST %s = %d %s, want %d", tc.name, path, a.status, a.body, tc.status)
+			}
+			if tc.errID != "" && a.errorID(t) != tc.errID {
+				t.Errorf("%s: POST %s error = %s, want %s", tc.name, path, a.body, tc.errID)
+			}
+		}
+	}
+
+	// A revoked key stops working at once.
+	k, err := e.admin.CreateKey(context.Background(), th.guest.AffiliateID, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &api.Client{BaseURL: e.url, AffiliateID: th.guest.AffiliateID, APIKey: k.APIKey}
+	if _, err := c.Latest(context.Background()); err != nil {
+		t.Fatalf("Latest with new key = %v", err)
+	}
+	if _, err := e.admin.RevokeKey(context.Background(), k.KeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Latest(context.Background()); apiErrorID(t, err) != "unauthorized" {
+		t.Errorf("Latest with revoked key = %v, want unauthorized", err)
+	}
+	if _, err := th.guest.Latest(context.Background()); err != nil {
+		t.Errorf("Latest with the partner's other key = %v", err)
+	}
+}
+
+func TestRoutingComesBeforeAuthentication(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		method, path string
+		status       int
+		errID        string
+	}{
+		{http.MethodPost, "/messages/nope", 404, "not_found"},
+		{http.MethodPost, "/4.0/messages/send", 404, "not_found"},
+		{http.MethodGet, "/", 404, "not_found"},
+		{http.MethodGet, "/messages/send", 405, "method_not_allowed"},
+		{http.MethodPut, "/3.2/messages/latest", 405, "method_not_allowed"},
+		{http.MethodDelete, "/3.1/messages/latest/confirm", 405, "method_not_allowed"},
+		{http.MethodOptions, "/messages/conversations", 405, "method_not_allowed"},
+		{http.MethodGet, "/admin/partners", 405, "method_not_allowed"},
+		{http.MethodPost, "/admin/nope", 404, "not_found"},
+	}
+	for _, tc := range cases {
+		a := e.raw(tc.method, tc.path, nil, "")
+		if a.status != tc.status || a.errorID(t) != tc.errID {
+			t.Errorf("%s %s = %d %s, want %d %s", tc.method, tc.path, a.status, a.body, tc.status, tc.errID)
+		}
+	}
+}
+
+func TestBadInputIsA4xxInTheEnvelope(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	ref := `"accommodation":"` + th.accommodation + `","reservation":"` + th.reservation + `"`
+	long := strings.Repeat("é", 65536)
+	var ids []string
+	for range 1001 {
+		ids = append(ids, `"0190a1b2-0000-7000-8000-000000000000"`)
+	}
+	cases := []struct {
+		name, path, contentType, body string
+		status                        int
+		errID, message                string
+	}{
+		{"null body", "/messages/send", "application/json", `null`, 400, "invalid_request", ""},
+		{"array body", "/messages/send", "application/json", `[1]`, 400, "invalid_request", ""},
+		{"string body", "/messages/latest/confirm", "application/json", `"x"`, 400, "invalid_request", ""},
+		{"broken JSON", "/messages/send", "application/json", `{"content": `, 400, "invalid_request", ""},
+		{"trailing garbage", "/messages/send", "application/json", `{} {}`, 400, "invalid_request", ""},
+		{"invalid UTF-8", "/messages/send", "application/json", "{\"content\":\"\xff\xfe\"}", 400, "invalid_request", ""},
+		{"text content type", "/messages/send", "text/plain", `{}`, 415, "unsupported_media_type", ""},
+		{"form content type", "/messages/conversations", "application/x-www-form-urlencoded", `a=b`, 415, "unsupported_media_type", ""},
+		{"empty body is {}", "/messages/send", "", ``, 400, "missing_parameter", "Parameter 'accommodation' is missing."},
+		{"vendor json type", "/messages/send", "application/vnd.api+json; charset=utf-8", `{` + ref + `}`, 400, "missing_parameter", "Parameter 'content' is missing."},
+		{"blank content", "/messages/send", "application/json", `{` + ref + `,"content":" \n\t "}`, 400, "missing_parameter", "Parameter 'content' is missing."},
+		{"empty content", "/messages/send", "application/json", `{` + ref + `,"content":""}`, 400, "missing_parameter", "Parameter 'content' is missing."},
+		{"content not a string", "/messages/send", "application/json", `{` + ref + `,"content":5}`, 400, "invalid_parameter", "Parameter 'content' is invalid."},
+		{"content too long", "/messages/send", "application/json", `{` + ref + `,"content":"` + long + `"}`, 400, "invalid_parameter", "Parameter 'content' is invalid."},
+		{"content with NUL", "/messages/send", "application/json", `{` + ref + `,"content":"a\u0000b"}`, 400, "invalid_parameter", "Parameter 'content' is invalid."},
+		{"no reservation or conversation", "/messages/send", "application/json", `{"accommodation":"1","content":"x"}`, 400, "missing_parameter", "Parameter 'reservation' is missing."},
+		{"accommodation float", "/messages/send", "application/json", `{"accommodation":1.5,"reservation":"1","content":"x"}`, 400, "invalid_parameter", "Parameter 'accommodation' is invalid."},
+		{"accommodation negative", "/messages/send", "application/json", `{"accommodation":-1,"reservation":"1","content":"x"}`, 400, "invalid_parameter", "Parameter 'accommodation' is invalid."},
+		{"accommodation overflow", "/messages/send", "application/json", `{"accommodation":"99999999999999999999","reservation":"1","content":"x"}`, 400, "invalid_parameter", "Parameter 'accommodation' is invalid."},
+		{"accommodation object", "/messages/conversations", "application/json", `{"accommodation":{},"reservation":"1"}`, 400, "invalid_parameter", "Parameter 'accommodation' is invalid."},
+		{"reservation bad characters", "/messages/send", "application/json", `{"accommodation":"1","reservation":"a b","content":"x"}`, 400, "invalid_parameter", "Parameter 'reservation' is invalid."},
+		{"reservation too long", "/messages/send", "application/json", `{"accommodation":"1","reservation":"` + strings.Repeat("r", 65) + `","content":"x"}`, 400, "invalid_parameter", "Parameter 'reservation' is invalid."},
+		{"conversation not a UUID", "/messages/conversations", "application/json", `{"accommodation":"1","conversation":"abc"}`, 400, "invalid_parameter", "Parameter 'conversation' is invalid."},
+		{"attachments not an array", "/messages/send", "application/json", `{` + ref + `,"content":"x","attachments":"a"}`, 400, "invalid_parameter", "Parameter 'attachments' is invalid."},
+		{"attachment malformed", "/messages/send", "application/json", `{` + ref + `,"content":"x","attachments":[7]}`, 400, "invalid_parameter", "Parameter 'attachments[0]' is invalid."},
+		{"attachment unknown", "/messages/send", "application/json", `{` + ref + `,"content":"x","attachments":["0190a1b2-0000-7000-8000-000000000000"]}`, 400, "invalid_parameter", "Parameter 'attachments[0]' is invalid."},
+		{"confirm without messages", "/messages/latest/confirm", "application/json", `{}`, 400, "missing_parameter", "Parameter 'messages' is missing."},
+		{"confirm empty messages", "/3.2/messages/latest/confirm", "application/json", `{"messages":[]}`, 400, "missing_parameter", "Parameter 'messages' is missing."},
+		{"confirm malformed id", "/messages/latest/confirm", "application/json", `{"messages":["0190a1b2-0000-7000-8000-000000000000","0190a1b2-0000-7000-8000-000000000001","x","0190a1b2-0000-7000-8000-000000000002","nope"]}`, 400, "invalid_parameter", "Parameter 'messages[2]' is invalid."},
+		{"confirm too many", "/messages/latest/confirm", "application/json", `{"messages":[` + strings.Join(ids, ",") + `]}`, 400, "invalid_parameter", "Parameter 'messages' is invalid."},
+		{"confirm messages not array", "/messages/latest/confirm", "application/json", `{"messages":{"a":1}}`, 400, "invalid_parameter", "Parameter 'messages' is invalid."},
+		{"body over the limit", "/messages/send", "application/json", `{"content":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "payload_too_large", ""},
+	}
+	for _, tc := range cases {
+		h := authHeaders(th.guest)
+		if tc.contentType == "" {
+			delete(h, "Content-Type")
+		} else {
+			h["Content-Type"] = tc.contentType
+		}
+		a := e.raw(http.MethodPost, tc.path, h, tc.body)
+		if a.status != tc.status || a.errorID(t) != tc.errID {
+			t.Errorf("%s: %d %.300s, want %d %s", tc.name, a.status, a.body, tc.status, tc.errID)
+			continue
+		}
+		if tc.message != "" {
+			if got := a.json(t)["errors"].([]any)[0].(map[string]any)["message"]; got != tc.message {
+				t.Errorf("%s: message %q, want %q", tc.name, got, tc.message)
+			}
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM messages`); n != 0 {
+		t.Errorf("messages stored after bad requests = %d, want 0", n)
+	}
+}
+
+func TestSeveralProblemsAreReportedTogether(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	a := e.as(th.guest, "/messages/send", `{"accommodation":"x","conversation":"y","content":7}`)
+	var got []string
+	for _, it := range a.json(t)["errors"].([]any) {
+		got = append(got, it.(map[string]any)["message"].(string))
+	}
+	want := []string{"Parameter 'accommodation' is invalid.", "Parameter 'conversation' is invalid.", "Parameter 'content' is invalid."}
+	if a.status != 400 || strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("send with three bad fields = %d %v, want 400 %v", a.status, got, want)
+	}
+}
+
+func TestLatestIgnoresItsBody(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	h := authHeaders(th.guest)
+	h["Content-Type"] = "text/plain"
+	for _, body := range []string{"", "not json", "null", `[1,2]`, "\xff"} {
+		if a := e.raw(http.MethodPost, "/messages/latest", h, body); a.status != 200 {
+			t.Errorf("latest with body %q = %d %s, want 200", body, a.status, a.body)
+		}
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	e := newEnv(t)
+	a := e.raw(http.MethodGet, "/healthz", map[string]string{"X-Request-Id": "client-chosen-id"}, "")
+	if a.header.Get("X-Request-Id") != "client-chosen-id" || a.json(t)["request_id"] != "client-chosen-id" {
+		t.Errorf("healthz with X-Request-Id = %v %s", a.header, a.body)
+	}
+	for _, bad := range []string{strings.Repeat("x", 129), "tab\tin"} {
+		a := e.raw(http.MethodPost, "/messages/latest", map[string]string{"X-Request-Id": bad}, "")
+		got := a.header.Get("X-Request-Id")
+		if got == "" || got == bad || a.errorID(t) != "unauthorized" {
+			t.Errorf("X-Request-Id %q answered with %q", bad, got)
+		}
+	}
+	x, y := e.raw(http.MethodGet, "/readyz", nil, ""), e.raw(http.MethodGet, "/readyz", nil, "")
+	if x.status != 200 || x.header.Get("X-Request-Id") == y.header.Get("X-Request-Id") {
+		t.Errorf("readyz = %d, ids %q %q: want 200 and distinct ids", x.status, x.header.Get("X-Request-Id"), y.header.Get("X-Request-Id"))
+	}
+}

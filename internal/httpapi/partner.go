@@ -1,0 +1,222 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/guestmsg/messaging/api"
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// version is the shape family of a partner route: a version prefix changes field names only.
+type version int
+
+const (
+	v31 version = iota
+	v32
+)
+
+// refBody is the part of a partner request that names a conversation.
+type refBody struct {
+	Accommodation json.RawMessage `json:"accommodation"`
+	Conversation  json.RawMessage `json:"conversation"`
+	Reservation   json.RawMessage `json:"reservation"`
+}
+
+func (b refBody) ref(f *fields) messaging.ConversationRef {
+	var ref messaging.ConversationRef
+	var err error
+	ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
+	f.add(err)
+	ref.ConversationID, err = parseUUID(b.Conversation, "conversation")
+	f.add(err)
+	ref.ReservationID, err = parseReservation(b.Reservation, "reservation")
+	f.add(err)
+	return ref
+}
+
+type sendBody struct {
+	refBody
+	Content     json.RawMessage `json:"content"`
+	Attachments json.RawMessage `json:"attachments"`
+}
+
+func (s *Server) send(c echo.Context) error {
+	var b sendBody
+	if err := s.bindBody(c, &b); err != nil {
+		return err
+	}
+	var f fields
+	in := messaging.SendInput{Ref: b.ref(&f)}
+	var err error
+	if in.Content, err = parseString(b.Content, "content"); err == nil && in.Content == "" {
+		err = messaging.Missing("content")
+	}
+	f.add(err)
+	in.Attachments, err = parseUUIDs(b.Attachments, "attachments", messaging.MaxAttachments)
+	f.add(err)
+	if key, ok := c.Request().Header[http.CanonicalHeaderKey("Idempotency-Key")]; ok {
+		in.IdempotencyKey = key[0]
+		if !validIdempotencyKey(in.IdempotencyKey) {
+			f.add(messaging.Invalid("Idempotency-Key"))
+		}
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	id, err := s.svc.Send(c.Request().Context(), partnerOf(c), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.Response[api.SendData]{RequestID: requestID(c), Data: api.SendData{Message: id.String()}})
+}
+
+// validIdempotencyKey: 1 to 255 printable ASCII characters.
+func validIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > messaging.MaxIdempotencyKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// latest ignores the request body entirely.
+func (s *Server) latest(v version) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		page, err := s.svc.Latest(c.Request().Context(), partnerOf(c))
+		if err != nil {
+			return err
+		}
+		if v == v32 {
+			items := make([]api.LatestMessage32, len(page))
+			for i, d := range page {
+				sender := d.Message.Sender
+				items[i] = api.LatestMessage32{
+					ID: d.ID.String(), Conversation: conversationRef(d.Conversation), Content: d.Content,
+					Sender: api.Sender32{Participant: d.Conversation.ParticipantID(sender).String(),
+						Metadata: metadata(d.Conversation, sender)},
+					Attachments: uuidStrings(d.Attachments), Timestamp: formatTime(d.CreatedAt),
+				}
+			}
+			return c.JSON(http.StatusOK, api.Response[api.LatestData[api.LatestMessage32]]{RequestID: requestID(c), Data: api.LatestData[api.LatestMessage32]{Messages: items}})
+		}
+		items := make([]api.LatestMessage31, len(page))
+		for i, d := range page {
+			sender := d.Message.Sender
+			items[i] = api.LatestMessage31{
+				MessageID: d.ID.String(), Conversation: conversationRef(d.Conversation), Content: d.Content,
+				Sender: api.Sender31{ParticipantID: d.Conversation.ParticipantID(sender).String(),
+					Metadata: metadata(d.Conversation, sender)},
+				Attachments: uuidStrings(d.Attachments), Timestamp: formatTime(d.CreatedAt),
+			}
+		}
+		return c.JSON(http.StatusOK, api.Response[api.LatestData[api.LatestMessage31]]{RequestID: requestID(c), Data: api.LatestData[api.LatestMessage31]{Messages: items}})
+	}
+}
+
+type confirmBody struct {
+	Messages json.RawMessage `json:"messages"`
+}
+
+func (s *Server) confirm(v version) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var b confirmBody
+		if err := s.bindBody(c, &b); err != nil {
+			return err
+		}
+		ids, err := parseUUIDs(b.Messages, "messages", messaging.MaxConfirmIDs)
+		if err != nil {
+			return err
+		}
+		confirmed, err := s.svc.Confirm(c.Request().Context(), partnerOf(c), ids)
+		if err != nil {
+			return err
+		}
+		out := uuidStrings(confirmed)
+		if v == v32 {
+			return c.JSON(http.StatusOK, api.ConfirmResponse32{RequestID: requestID(c), ConfirmedMessages: out})
+		}
+		return c.JSON(http.StatusOK, api.Response[api.ConfirmData31]{RequestID: requestID(c), Data: api.ConfirmData31{ConfirmedMessages: out}})
+	}
+}
+
+func (s *Server) conversation(v version) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var b refBody
+		if err := s.bindBody(c, &b); err != nil {
+			return err
+		}
+		var f fields
+		ref := b.ref(&f)
+		if err := f.err(); err != nil {
+			return err
+		}
+		view, err := s.svc.Conversation(c.Request().Context(), partnerOf(c), ref)
+		if err != nil {
+			return err
+		}
+		if v == v32 {
+			msgs := make([]api.ConversationMessage32, len(view.Messages))
+			for i, m := range view.Messages {
+				msgs[i] = api.ConversationMessage32{ID: m.ID.String(), Sender: view.ParticipantID(m.Sender).String(),
+					Content: m.Content, Attachments: uuidStrings(m.Attachments), Timestamp: formatTime(m.CreatedAt)}
+			}
+			return c.JSON(http.StatusOK, api.Response[api.ConversationData32]{RequestID: requestID(c),
+				Data: api.ConversationData32{Conversation: conversationBody(view, msgs)}})
+		}
+		msgs := make([]api.ConversationMessage31, len(view.Messages))
+		for i, m := range view.Messages {
+			msgs[i] = api.ConversationMessage31{ID: m.ID.String(), Sender: view.ParticipantID(m.Sender).String(),
+				Content: m.Content, Attachments: uuidStrings(m.Attachments), Timestamp: formatTime(m.CreatedAt)}
+		}
+		return c.JSON(http.StatusOK, api.Response[api.ConversationData31]{RequestID: requestID(c),
+			Data: api.ConversationData31{Conversations: conversationBody(view, msgs)}})
+	}
+}
+
+func conversationBody[M any](view messaging.ConversationView, msgs []M) api.Conversation[M] {
+	state := api.StateReadOnly
+	if view.Open {
+		state = api.StateOpen
+	}
+	return api.Conversation[M]{
+		ID:            view.ID.String(),
+		Accommodation: strconv.FormatInt(view.Reservation.AccommodationID, 10),
+		Reservation:   view.Reservation.ID,
+		Messages:      msgs,
+		Participants: []api.Participant{
+			{ID: view.GuestParticipantID.String(), Metadata: metadata(view.Conversation, messaging.Guest)},
+			{ID: view.PropertyParticipantID.String(), Metadata: metadata(view.Conversation, messaging.Property)},
+		},
+		State:            state,
+		SendAllowedUntil: formatTime(view.SendAllowedUntil),
+		ReadableUntil:    formatTime(view.ReadableUntil),
+	}
+}
+
+func conversationRef(c messaging.Conversation) api.ConversationRef {
+	return api.ConversationRef{ID: c.ID.String(), Accommodation: strconv.FormatInt(c.Reservation.AccommodationID, 10), Reservation: c.Reservation.ID}
+}
+
+func metadata(c messaging.Conversation, s messaging.Side) api.ParticipantMetadata {
+	return api.ParticipantMetadata{Type: string(s), Name: c.ParticipantName(s)}
+}
+
+func uuidStrings(ids []uuid.UUID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(api.TimeFormat) }

@@ -1,0 +1,252 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/guestmsg/messaging/api"
+)
+
+var timestampRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+func TestSendLatestConfirmRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	ctx := context.Background()
+
+	q := th.send(t, th.guest, "Is early check-in possible?")
+	e.clock.Set(start.Add(time.Minute))
+	a := th.send(t, th.property, "Yes, from 11:00.")
+
+	for _, c := range []*api.Client{th.property, th.guest} {
+		got, err := c.Latest(ctx)
+		if err != nil {
+			t.Fatalf("Latest() = %v", err)
+		}
+		ids := []string{}
+		for _, m := range got {
+			ids = append(ids, m.MessageID)
+		}
+		if want := []string{a, q}; !slices.Equal(ids, want) {
+			t.Fatalf("Latest() ids = %v, want %v (newest first)", ids, want)
+		}
+		m := got[1]
+		if m.Content != "Is early check-in possible?" || m.Conversation.ID != th.conversation ||
+			m.Conversation.Accommodation != th.accommodation || m.Conversation.Reservation != th.reservation ||
+			m.Sender.Metadata.Type != "guest" || m.Sender.Metadata.Name != "Ada" || m.ReplyTo != nil ||
+			m.Timestamp != "2026-07-03T12:00:00.000Z" || m.Attachments == nil {
+			t.Errorf("Latest()[1] = %+v", m)
+		}
+		if got[0].Sender.Metadata.Type != "property" || got[0].Sender.Metadata.Name != "Sea View Rooms" {
+			t.Errorf("Latest()[0].Sender = %+v", got[0].Sender)
+		}
+		confirmed, err := c.Confirm(ctx, []string{q, a, q})
+		if err != nil || !slices.Equal(confirmed, []string{q, a}) {
+			t.Fatalf("Confirm() = %v, %v; want [%s %s]", confirmed, err, q, a)
+		}
+		if got, _ := c.Latest(ctx); len(got) != 0 {
+			t.Errorf("Latest() after confirm = %d messages, want 0", len(got))
+		}
+		// Confirming again is idempotent and still lists them.
+		confirmed, err = c.Confirm(ctx, []string{a, q})
+		if err != nil || !slices.Equal(confirmed, []string{a, q}) {
+			t.Errorf("Confirm() again = %v, %v; want [%s %s]", confirmed, err, a, q)
+		}
+	}
+
+	conv, err := th.guest.Conversation(ctx, api.ConversationRequest{Accommodation: th.accommodation, Reservation: th.reservation})
+	if err != nil {
+		t.Fatalf("Conversation() = %v", err)
+	}
+	if len(conv.Messages) != 2 || conv.Messages[0].ID != q || conv.Messages[1].ID != a {
+		t.Fatalf("Conversation().Messages = %+v, want [%s %s]", conv.Messages, q, a)
+	}
+	if conv.State != "open" || !timestampRE.MatchString(conv.SendAllowedUntil) || !timestampRE.MatchString(conv.ReadableUntil) {
+		t.Errorf("Conversation() windows = %q %q %q", conv.State, conv.SendAllowedUntil, conv.ReadableUntil)
+	}
+}
+
+func TestLatestDrainsOldestFirstInPagesOf100(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	ctx := context.Background()
+	var sent []string
+	for i := range 250 {
+		e.clock.Set(start.Add(time.Duration(i) * time.Millisecond))
+		from := th.guest
+		if i%3 == 0 {
+			from = th.property
+		}
+		sent = append(sent, th.send(t, from, fmt.Sprintf("message %d", i)))
+	}
+	for page, want := range [][]string{sent[:100], sent[100:200], sent[200:]} {
+		got, err := th.property.Latest(ctx)
+		if err != nil {
+			t.Fatalf("Latest() page %d = %v", page, err)
+		}
+		ids := make([]string, len(got))
+		for i, m := range got {
+			ids[len(got)-1-i] = m.MessageID // the page is newest first
+		}
+		if !slices.Equal(ids, want) {
+			t.Fatalf("Latest() page %d = %d ids, want the %d oldest pending in order", page, len(ids), len(want))
+		}
+		// Without a confirm, the same page comes back: at least once delivery.
+		again, _ := th.property.Latest(ctx)
+		if len(again) != len(got) || again[0].MessageID != got[0].MessageID {
+			t.Fatalf("Latest() repeated page %d differs", page)
+		}
+		if confirmed, err := th.property.Confirm(ctx, ids); err != nil || len(confirmed) != len(ids) {
+			t.Fatalf("Confirm(page %d) = %d, %v", page, len(confirmed), err)
+		}
+	}
+	if got, _ := th.property.Latest(ctx); len(got) != 0 {
+		t.Errorf("Latest() after draining = %d, want 0", len(got))
+	}
+	// The guest's queue is independent and still holds everything.
+	if got, _ := th.guest.Latest(ctx); len(got) != 100 || got[99].MessageID != sent[0] {
+		t.Errorf("guest Latest() = %d messages, want the 100 oldest", len(got))
+	}
+}
+
+func TestConfirmIgnoresForeignAndUnknownIDs(t *testing.T) {
+	e := newEnv(t)
+	mine, other := e.thread(), e.thread()
+	ctx := context.Background()
+	m := mine.send(t, mine.guest, "hello")
+	foreign := other.send(t, other.guest, "not yours")
+	unknown := "0190a1b2-0000-7000-8000-000000000000"
+	got, err := mine.property.Confirm(ctx, []string{foreign, unknown, m})
+	if err != nil || !slices.Equal(got, []string{m}) {
+		t.Fatalf("Confirm() = %v, %v; want [%s]", got, err, m)
+	}
+	// The other property still has its message pending.
+	if pending, _ := other.property.Latest(ctx); len(pending) != 1 || pending[0].MessageID != foreign {
+		t.Errorf("other Latest() = %+v, want [%s]", pending, foreign)
+	}
+}
+
+func TestVersion32Shapes(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	m := th.send(t, th.guest, "hi")
+
+	latest := e.as(th.property, "/3.2/messages/latest", "")
+	body := latest.json(t)
+	item := body["data"].(map[string]any)["messages"].([]any)[0].(map[string]any)
+	sender := item["sender"].(map[string]any)
+	if item["id"] != m || item["message_id"] != nil || sender["participant"] == nil || sender["participant_id"] != nil {
+		t.Errorf("3.2 latest item = %v", item)
+	}
+	if _, ok := item["reply_to"]; ok {
+		t.Errorf("3.2 latest item has reply_to: %v", item)
+	}
+
+	confirm := e.as(th.property, "/3.2/messages/latest/confirm", `{"messages":["`+m+`"]}`).json(t)
+	if _, ok := confirm["data"]; ok || fmt.Sprint(confirm["confirmedMessages"]) != "["+m+"]" || confirm["request_id"] == "" {
+		t.Errorf("3.2 confirm = %v", confirm)
+	}
+
+	ref := `{"accommodation":"` + th.accommodation + `","reservation":"` + th.reservation + `"}`
+	conv := e.as(th.guest, "/3.2/messages/conversations", ref).json(t)["data"].(map[string]any)
+	c, ok := conv["conversation"].(map[string]any)
+	if !ok || conv["conversations"] != nil {
+		t.Fatalf("3.2 conversations data = %v", conv)
+	}
+	if msg := c["messages"].([]any)[0].(map[string]any); msg["reply_to"] != nil || msg["id"] != m {
+		t.Errorf("3.2 conversation message = %v", msg)
+	}
+	if _, has := c["messages"].([]any)[0].(map[string]any)["reply_to"]; has {
+		t.Errorf("3.2 conversation message has reply_to")
+	}
+
+	for _, prefix := range []string{"/messages", "/3.1/messages"} {
+		d := e.as(th.guest, prefix+"/conversations", ref).json(t)["data"].(map[string]any)
+		c31, ok := d["conversations"].(map[string]any)
+		if !ok {
+			t.Fatalf("%s conversations data = %v", prefix, d)
+		}
+		msg := c31["messages"].([]any)[0].(map[string]any)
+		if v, has := msg["reply_to"]; !has || v != nil {
+			t.Errorf("%s conversation message reply_to = %v, %v; want null", prefix, v, has)
+		}
+		parts := c31["participants"].([]any)
+		if len(parts) != 2 {
+			t.Errorf("%s participants = %v", prefix, parts)
+		}
+	}
+}
+
+func TestIntegerIDsAreAcceptedAndWrittenAsStrings(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	body := `{"accommodation":` + th.accommodation + `,"reservation":` + th.reservation + `,"content":"numeric ids"}`
+	if a := e.as(th.guest, "/messages/send", body); a.status != 200 {
+		t.Fatalf("send with integer ids = %d %s", a.status, a.body)
+	}
+	got, err := th.property.Latest(context.Background())
+	if err != nil || len(got) != 1 || got[0].Conversation.Accommodation != th.accommodation || got[0].Conversation.Reservation != th.reservation {
+		t.Fatalf("Latest() = %+v, %v", got, err)
+	}
+}
+
+func TestForeignConversationsAnswerNotFound(t *testing.T) {
+	e := newEnv(t)
+	mine, other := e.thread(), e.thread()
+	ctx := context.Background()
+	stranger := e.partner("guest") // a guest partner attached to nothing
+	cases := []struct {
+		name string
+		c    *api.Client
+		th   thread
+	}{
+		{"other property", other.property, mine},
+		{"other guest", other.guest, mine},
+		{"unattached guest", stranger, mine},
+	}
+	for _, tc := range cases {
+		_, err := tc.c.Send(ctx, api.SendRequest{Accommodation: tc.th.accommodation, Reservation: tc.th.reservation, Content: "x"}, "")
+		if id := apiErrorID(t, err); id != "not_found" {
+			t.Errorf("%s: Send() = %v, want not_found", tc.name, err)
+		}
+		_, err = tc.c.Conversation(ctx, api.ConversationRequest{Accommodation: tc.th.accommodation, Conversation: tc.th.conversation})
+		if id := apiErrorID(t, err); id != "not_found" {
+			t.Errorf("%s: Conversation() = %v, want not_found", tc.name, err)
+		}
+	}
+	// A real reservation named with another accommodation is not found either.
+	_, err := mine.guest.Send(ctx, api.SendRequest{Accommodation: other.accommodation, Reservation: mine.reservation, Content: "x"}, "")
+	if id := apiErrorID(t, err); id != "not_found" {
+		t.Errorf("Send(wrong accommodation) = %v, want not_found", err)
+	}
+	// A foreign conversation id next to one's own reservation is not found, not conflicting.
+	_, err = mine.guest.Send(ctx, api.SendRequest{Accommodation: mine.accommodation, Reservation: mine.reservation, Conversation: other.conversation, Content: "x"}, "")
+	if id := apiErrorID(t, err); id != "not_found" {
+		t.Errorf("Send(foreign conversation id) = %v, want not_found", err)
+	}
+	// Nothing of mine shows in the others' queues.
+	mine.send(t, mine.guest, "private")
+	for _, c := range []*api.Client{other.property, other.guest, stranger} {
+		if got, _ := c.Latest(ctx); len(got) != 0 {
+			t.Errorf("foreign Latest() = %d messages, want 0", len(got))
+		}
+	}
+}
+
+func TestConflictingParameters(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	_, conv2 := e.reservation(th.accommodation, th.guest)
+	_, err := th.guest.Send(context.Background(), api.SendRequest{Accommodation: th.accommodation, Reservation: th.reservation, Conversation: conv2, Content: "x"}, "")
+	if id := apiErrorID(t, err); id != "conflicting_parameters" {
+		t.Errorf("Send(two conversations) = %v, want conflicting_parameters", err)
+	}
+	// Both naming the same conversation is fine.
+	if _, err := th.guest.Send(context.Background(), api.SendRequest{Accommodation: th.accommodation, Reservation: th.reservation, Conversation: th.conversation, Content: "x"}, ""); err != nil {
+		t.Errorf("Send(matching ids) = %v", err)
+	}
+}

@@ -1,0 +1,222 @@
+// Package httpapi is the HTTP face of the service on Echo: the route table, the wire decoding
+// and encoding of both API versions, authentication, and the one mapping from errors to
+// statuses and error ids.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// Config is what the HTTP layer needs to know.
+type Config struct {
+	AdminToken   string        // empty: the admin API answers 404 to everything
+	MaxBodyBytes int64         // request body limit
+	DBTimeout    time.Duration // deadline of a request's database work
+}
+
+// Pinger reports whether the database answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Server is the Echo application of the service.
+type Server struct {
+	echo    *echo.Echo
+	svc     *messaging.Service
+	db      Pinger
+	log     *slog.Logger
+	cfg     Config
+	metrics *metrics
+
+	metricsHandler echo.HandlerFunc
+}
+
+// New builds the server; reg receives its metrics.
+func New(svc *messaging.Service, db Pinger, log *slog.Logger, cfg Config, reg *prometheus.Registry) *Server {
+	s := &Server{echo: echo.New(), svc: svc, db: db, log: log, cfg: cfg, metrics: newMetrics(reg),
+		metricsHandler: echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Pre(s.requestID, s.adminGate)
+	e.Use(s.observe, s.recoverPanic, s.deadline)
+	for _, r := range s.routes() {
+		e.Add(r.method, r.path, r.handler, r.middleware...)
+		if r.method != http.MethodGet {
+			// Echo answers OPTIONS itself with 204; the contract wants 405 for every other method.
+			e.Add(http.MethodOptions, r.path, func(echo.Context) error { return errBadMethod })
+		}
+	}
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// route is one row of the route table.
+type route struct {
+	method     string
+	path       string
+	handler    echo.HandlerFunc
+	middleware []echo.MiddlewareFunc
+}
+
+// routes is the route table, in the order of openapi.yaml (a test holds the two together).
+func (s *Server) routes() []route {
+	var rs []route
+	for _, p := range []struct {
+		prefix string
+		v      version
+	}{{"/messages", v31}, {"/3.1/messages", v31}, {"/3.2/messages", v32}} {
+		rs = append(rs,
+			route{http.MethodPost, p.prefix + "/send", s.send, []echo.MiddlewareFunc{s.authenticate}},
+			route{http.MethodPost, p.prefix + "/latest", s.latest(p.v), []echo.MiddlewareFunc{s.authenticate}},
+			route{http.MethodPost, p.prefix + "/latest/confirm", s.confirm(p.v), []echo.MiddlewareFunc{s.authenticate}},
+			route{http.MethodPost, p.prefix + "/conversations", s.conversation(p.v), []echo.MiddlewareFunc{s.authenticate}},
+		)
+	}
+	admin := []echo.MiddlewareFunc{s.requireAdmin}
+	return append(rs,
+		route{http.MethodPost, "/admin/partners", s.createPartner, admin},
+		route{http.MethodPost, "/admin/partners/:affiliate_id/keys", s.createKey, admin},
+		route{http.MethodDelete, "/admin/keys/:key_id", s.revokeKey, admin},
+		route{http.MethodPut, "/admin/accommodations/:id", s.putAccommodation, admin},
+		route{http.MethodPut, "/admin/reservations/:id", s.putReservation, admin},
+		route{http.MethodGet, "/healthz", s.healthz, nil},
+		route{http.MethodGet, "/readyz", s.readyz, nil},
+		route{http.MethodGet, "/metrics", s.metricsHandler, nil},
+	)
+}
+
+const (
+	ctxRequestID = "request_id"
+	ctxPartner   = "partner"
+)
+
+// requestID reuses a client's X-Request-Id of 1 to 128 printable ASCII characters, or makes one,
+// and repeats it on the answer.
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !printableASCII(id, 128) {
+			var b [16]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		c.Set(ctxRequestID, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get(ctxRequestID).(string)
+	return id
+}
+
+func printableASCII(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// deadline bounds the database work of every request.
+func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.DBTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+// recoverPanic turns a panic into a 500 that is logged once.
+func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic", "request_id", requestID(c), "panic", r)
+				err = errPanic
+			}
+		}()
+		return next(c)
+	}
+}
+
+var errPanic = &requestError{http.StatusInternalServerError, "internal_error", "Internal server error."}
+
+// authenticate admits a partner request carrying "Authorization: Bearer <key>" and the key's
+// partner in X-Affiliate-Id.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		key, ok := bearer(c.Request())
+		if !ok {
+			return messaging.ErrUnauthorized
+		}
+		header := c.Request().Header.Get("X-Affiliate-Id")
+		affiliateID, err := strconv.ParseInt(header, 10, 64)
+		if err != nil || affiliateID <= 0 || !allDigits(header) {
+			return messaging.ErrUnauthorized
+		}
+		p, err := s.svc.Authenticate(c.Request().Context(), key, affiliateID)
+		if err != nil {
+			return err
+		}
+		c.Set(ctxPartner, p)
+		return next(c)
+	}
+}
+
+func partnerOf(c echo.Context) messaging.Partner {
+	p, _ := c.Get(ctxPartner).(messaging.Partner)
+	return p
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+type status struct {
+	Status string `json:"status"`
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"request_id": requestID(c), "data": status{"ok"}})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		return messaging.ErrUnavailable
+	}
+	return c.JSON(http.StatusOK, map[string]any{"request_id": requestID(c), "data": status{"ok"}})
+}

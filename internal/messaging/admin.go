@@ -1,0 +1,184 @@
+package messaging
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// keyPrefix marks API key secrets so they are recognisable in a leaked-secret scan.
+const keyPrefix = "gmk_"
+
+// NewSecret returns a fresh API key secret (256 random bits) and the hash that is stored.
+func NewSecret() (secret string, hash []byte) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	secret = keyPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return secret, HashSecret(secret)
+}
+
+// HashSecret is how a secret is stored and looked up. A plain SHA-256 suffices: the secrets are
+// random and long, so there is nothing for a slow hash to protect against.
+func HashSecret(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+// Authenticate returns the partner whose key secret is, provided it is the partner with
+// affiliateID. Errors: ErrUnauthorized (unknown or revoked key), ErrForbidden (the key is
+// another partner's), ErrUnavailable.
+func (s *Service) Authenticate(ctx context.Context, secret string, affiliateID int64) (Partner, error) {
+	p, err := s.store.PartnerByKeyHash(ctx, HashSecret(secret))
+	if errors.Is(err, ErrNotFound) {
+		return Partner{}, ErrUnauthorized
+	}
+	if err != nil {
+		return Partner{}, err
+	}
+	if p.AffiliateID != affiliateID {
+		return Partner{}, ErrForbidden
+	}
+	return p, nil
+}
+
+// CreatePartner registers a partner; an AffiliateID of 0 asks for one to be assigned.
+// Errors: *ValidationError, ErrConflict (the id is taken), ErrUnavailable.
+func (s *Service) CreatePartner(ctx context.Context, p Partner) (Partner, error) {
+	switch {
+	case p.Kind == "":
+		return Partner{}, Missing("kind")
+	case !p.Kind.Valid():
+		return Partner{}, Invalid("kind")
+	case strings.TrimSpace(p.Name) == "":
+		return Partner{}, Missing("name")
+	case p.AffiliateID < 0:
+		return Partner{}, Invalid("affiliate_id")
+	}
+	p.CreatedAt = s.Now()
+	return s.store.CreatePartner(ctx, p)
+}
+
+// CreateKey issues an API key for the partner and returns it with its secret, which is not
+// stored and cannot be shown again. Errors: ErrNotFound (no such partner), ErrUnavailable.
+func (s *Service) CreateKey(ctx context.Context, affiliateID int64, name string) (APIKey, string, error) {
+	if _, err := s.store.Partner(ctx, affiliateID); err != nil {
+		return APIKey{}, "", err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return APIKey{}, "", err
+	}
+	secret, hash := NewSecret()
+	k := APIKey{ID: id, AffiliateID: affiliateID, Name: name, CreatedAt: s.Now()}
+	if err := s.store.CreateKey(ctx, k, hash); err != nil {
+		return APIKey{}, "", err
+	}
+	return k, secret, nil
+}
+
+// RevokeKey stops a key from working, at once. Revoking a revoked key keeps its first
+// revocation time. Errors: ErrNotFound, ErrUnavailable.
+func (s *Service) RevokeKey(ctx context.Context, id uuid.UUID) (APIKey, error) {
+	return s.store.RevokeKey(ctx, id, s.Now())
+}
+
+// PutAccommodation creates or updates an accommodation. When its owner changes, the new owner's
+// queue receives every message of the accommodation's conversations, and the old owner's loses
+// them. Errors: *ValidationError, ErrUnavailable.
+func (s *Service) PutAccommodation(ctx context.Context, a Accommodation) (Accommodation, error) {
+	if a.ID <= 0 {
+		return Accommodation{}, Invalid("id")
+	}
+	if err := s.requirePartner(ctx, a.PartnerID, Property, "partner"); err != nil {
+		return Accommodation{}, err
+	}
+	if err := s.store.PutAccommodation(ctx, a, s.Now()); err != nil {
+		return Accommodation{}, err
+	}
+	return a, nil
+}
+
+// PutReservation creates or updates a reservation and its conversation; changing dates or
+// cancelling moves the windows at once. Attaching another guest partner moves the
+// conversation's messages from the old guest partner's queue to the new one's.
+// Errors: *ValidationError, ErrConflict (registered at another accommodation), ErrUnavailable.
+func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversation, error) {
+	if r.ID == "" || !ValidReservationID(r.ID) {
+		return Conversation{}, Invalid("id")
+	}
+	if r.AccommodationID <= 0 {
+		return Conversation{}, Missing("accommodation")
+	}
+	switch {
+	case r.Checkin.IsZero():
+		return Conversation{}, Missing("checkin")
+	case r.Checkout.IsZero():
+		return Conversation{}, Missing("checkout")
+	case !r.Checkout.After(r.Checkin):
+		return Conversation{}, Invalid("checkout")
+	}
+	switch r.Status {
+	case "":
+		r.Status = StatusConfirmed
+		fallthrough
+	case StatusConfirmed:
+		r.CancelledAt = time.Time{}
+	case StatusCancelled:
+		if r.CancelledAt.IsZero() {
+			return Conversation{}, Missing("cancelled_at")
+		}
+	default:
+		return Conversation{}, Invalid("status")
+	}
+	a, err := s.store.Accommodation(ctx, r.AccommodationID)
+	if errors.Is(err, ErrNotFound) {
+		return Conversation{}, Invalid("accommodation")
+	}
+	if err != nil {
+		return Conversation{}, err
+	}
+	if r.GuestPartnerID != 0 {
+		if err := s.requirePartner(ctx, r.GuestPartnerID, Guest, "guest_partner"); err != nil {
+			return Conversation{}, err
+		}
+	}
+	c := Conversation{Reservation: r, AccommodationName: a.Name, PropertyPartnerID: a.PartnerID, StayEnd: StayEnd(r)}
+	// Fresh ids, used only when the conversation is created.
+	if c.ID, err = uuid.NewV7(); err != nil {
+		return Conversation{}, err
+	}
+	c.GuestParticipantID, c.PropertyParticipantID = uuid.New(), uuid.New()
+	return s.store.PutReservation(ctx, c, s.Now())
+}
+
+// requirePartner checks that partner id exists and is of kind; otherwise field is invalid.
+func (s *Service) requirePartner(ctx context.Context, id int64, kind Side, field string) error {
+	if id <= 0 {
+		return Missing(field)
+	}
+	p, err := s.store.Partner(ctx, id)
+	if errors.Is(err, ErrNotFound) || (err == nil && p.Kind != kind) {
+		return Invalid(field)
+	}
+	return err
+}
+
+// ValidReservationID reports whether id is 1 to 64 characters of A-Za-z0-9._-.
+func ValidReservationID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

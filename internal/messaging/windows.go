@@ -1,0 +1,70 @@
+package messaging
+
+import "time"
+
+const day = 24 * time.Hour
+
+// Windows are the durations of §6 of the contract, in whole days.
+type Windows struct {
+	GuestDays         int // guest may send and read until stay end + GuestDays
+	PropertySendDays  int // property may send until stay end + PropertySendDays ...
+	PropertyReplyDays int // ... or latest guest message + PropertyReplyDays, if later
+	RetentionDays     int // property may read, and data is kept, until stay end + RetentionDays
+}
+
+// DefaultWindows are the contract's defaults: 66, 7, 14 and 365 days.
+var DefaultWindows = Windows{GuestDays: 66, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 365}
+
+// StayEnd is the instant a stay is over: the start of the day after checkout (00:00 UTC) for a
+// confirmed reservation, the cancellation instant for a cancelled one.
+func StayEnd(r Reservation) time.Time {
+	if r.Status == StatusCancelled {
+		return r.CancelledAt.UTC()
+	}
+	y, m, d := r.Checkout.Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
+}
+
+// ReadDuration is how long after stay end side s may still read.
+func (w Windows) ReadDuration(s Side) time.Duration {
+	if s == Guest {
+		return time.Duration(w.GuestDays) * day
+	}
+	return time.Duration(w.RetentionDays) * day
+}
+
+// ReadableUntil is the instant side s loses read access to c.
+func (w Windows) ReadableUntil(c Conversation, s Side) time.Time {
+	return c.StayEnd.Add(w.ReadDuration(s))
+}
+
+// ReadableStayEndAfter is the earliest stay end that side s can still read at now: a conversation
+// is readable exactly when its stay end is after this instant. Queries use it to filter.
+func (w Windows) ReadableStayEndAfter(s Side, now time.Time) time.Time {
+	return now.Add(-w.ReadDuration(s))
+}
+
+// SendAllowedUntil is the instant side s loses the right to send in c. The guest sends for as long
+// as it reads; the property until the later of stay end + PropertySendDays and the latest guest
+// message + PropertyReplyDays, never past its read window.
+func (w Windows) SendAllowedUntil(c Conversation, s Side) time.Time {
+	if s == Guest {
+		return w.ReadableUntil(c, Guest)
+	}
+	until := c.StayEnd.Add(time.Duration(w.PropertySendDays) * day)
+	if !c.LastGuestMessageAt.IsZero() {
+		if reply := c.LastGuestMessageAt.Add(time.Duration(w.PropertyReplyDays) * day); reply.After(until) {
+			until = reply
+		}
+	}
+	if read := w.ReadableUntil(c, Property); until.After(read) {
+		until = read
+	}
+	return until
+}
+
+// RetentionCutoff is the instant at or before which, at now, a stay end is past retention: such a
+// conversation is readable by nobody and is purged.
+func (w Windows) RetentionCutoff(now time.Time) time.Time {
+	return now.Add(-time.Duration(w.RetentionDays) * day)
+}

@@ -1,0 +1,403 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// conversationColumns are the columns of conversationRow, for conversations c joined with
+// their accommodation a.
+const conversationColumns = `
+c.id, c.reservation_id, c.accommodation_id, COALESCE(c.guest_partner_id, 0) AS guest_partner_id,
+COALESCE(c.guest_name, '') AS guest_name, c.checkin, c.checkout, c.status, c.cancelled_at,
+c.stay_end, c.guest_participant_id, c.property_participant_id, c.last_guest_message_at,
+COALESCE(a.name, '') AS accommodation_name, a.partner_id AS property_partner_id`
+
+type conversationRow struct {
+	ID                    uuid.UUID    `db:"id"`
+	ReservationID         string       `db:"reservation_id"`
+	AccommodationID       int64        `db:"accommodation_id"`
+	GuestPartnerID        int64        `db:"guest_partner_id"`
+	GuestName             string       `db:"guest_name"`
+	Checkin               time.Time    `db:"checkin"`
+	Checkout              time.Time    `db:"checkout"`
+	Status                string       `db:"status"`
+	CancelledAt           sql.NullTime `db:"cancelled_at"`
+	StayEnd               time.Time    `db:"stay_end"`
+	GuestParticipantID    uuid.UUID    `db:"guest_participant_id"`
+	PropertyParticipantID uuid.UUID    `db:"property_participant_id"`
+	LastGuestMessageAt    sql.NullTime `db:"last_guest_message_at"`
+	AccommodationName     string       `db:"accommodation_name"`
+	PropertyPartnerID     int64        `db:"property_partner_id"`
+}
+
+func (r conversationRow) domain() messaging.Conversation {
+	c := messaging.Conversation{
+		ID: r.ID,
+		Reservation: messaging.Reservation{
+			ID: r.ReservationID, AccommodationID: r.AccommodationID, GuestPartnerID: r.GuestPartnerID,
+			GuestName: r.GuestName, Checkin: r.Checkin.UTC(), Checkout: r.Checkout.UTC(), Status: r.Status,
+		},
+		AccommodationName:     r.AccommodationName,
+		PropertyPartnerID:     r.PropertyPartnerID,
+		GuestParticipantID:    r.GuestParticipantID,
+		PropertyParticipantID: r.PropertyParticipantID,
+		StayEnd:               r.StayEnd.UTC(),
+	}
+	if r.CancelledAt.Valid {
+		c.Reservation.CancelledAt = r.CancelledAt.Time.UTC()
+	}
+	if r.LastGuestMessageAt.Valid {
+		c.LastGuestMessageAt = r.LastGuestMessageAt.Time.UTC()
+	}
+	return c
+}
+
+const conversationsSQL = `
+SELECT ` + conversationColumns + `
+FROM conversations c
+JOIN accommodations a ON a.id = c.accommodation_id
+WHERE c.accommodation_id = $1 AND (c.id = $2 OR c.reservation_id = $3)`
+
+// Conversations returns the accommodation's conversations named by id or reservation.
+// Errors: messaging.ErrUnavailable.
+func (s *Store) Conversations(ctx context.Context, ref messaging.ConversationRef) ([]messaging.Conversation, error) {
+	rows, err := s.q(conversationsSQL).QueryxContext(ctx, ref.AccommodationID, ref.ConversationID, ref.ReservationID)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []messaging.Conversation
+	for rows.Next() {
+		var r conversationRow
+		if err := rows.StructScan(&r); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, r.domain())
+	}
+	return out, translate(rows.Err())
+}
+
+const lockReservationSQL = `
+SELECT COALESCE(guest_partner_id, 0) FROM conversations WHERE reservation_id = $1 FOR UPDATE`
+
+// upsertReservationSQL never moves a reservation to another accommodation: it then updates
+// and returns nothing.
+const upsertReservationSQL = `
+WITH up AS (
+    INSERT INTO conversations AS c (
+        id, reservation_id, accommodation_id, guest_partner_id, guest_name, checkin, checkout,
+        status, cancelled_at, stay_end, guest_participant_id, property_participant_id,
+        created_at, updated_at)
+    VALUES ($1, $2, $3, NULLIF($4, 0), NULLIF($5, ''), $6, $7, $8, $9, $10, $11, $12, $13, $13)
+    ON CONFLICT (reservation_id) DO UPDATE
+    SET guest_partner_id = EXCLUDED.guest_partner_id, guest_name = EXCLUDED.guest_name,
+        checkin = EXCLUDED.checkin, checkout = EXCLUDED.checkout, status = EXCLUDED.status,
+        cancelled_at = EXCLUDED.cancelled_at, stay_end = EXCLUDED.stay_end,
+        updated_at = EXCLUDED.updated_at
+    WHERE c.accommodation_id = EXCLUDED.accommodation_id
+    RETURNING *
+)
+SELECT ` + conversationColumns + `
+FROM up c
+JOIN accommodations a ON a.id = c.accommodation_id`
+
+const dequeueConversationSQL = `
+DELETE FROM deliveries d
+USING messages m
+WHERE d.partner_id = $2 AND d.seq = m.seq AND m.conversation_id = $1`
+
+const enqueueConversationSQL = `
+INSERT INTO deliveries (partner_id, seq)
+SELECT $2, seq FROM messages WHERE conversation_id = $1
+ON CONFLICT DO NOTHING`
+
+// PutReservation creates or updates a reservation with its conversation, whose ids are taken
+// from c only on creation. A change of guest partner moves the conversation's messages between
+// the two guest partners' queues in the same transaction.
+// Errors: messaging.ErrConflict (registered at another accommodation), messaging.ErrUnavailable.
+func (s *Store) PutReservation(ctx context.Context, c messaging.Conversation, now time.Time) (messaging.Conversation, error) {
+	r := c.Reservation
+	var cancelledAt sql.NullTime
+	if !r.CancelledAt.IsZero() {
+		cancelledAt = sql.NullTime{Time: r.CancelledAt, Valid: true}
+	}
+	var row conversationRow
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var oldGuest int64
+		err := tx.GetContext(ctx, &oldGuest, lockReservationSQL, r.ID)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		err = tx.GetContext(ctx, &row, upsertReservationSQL,
+			c.ID, r.ID, r.AccommodationID, r.GuestPartnerID, r.GuestName, r.Checkin, r.Checkout,
+			r.Status, cancelledAt, c.StayEnd, c.GuestParticipantID, c.PropertyParticipantID, now)
+		if errors.Is(err, sql.ErrNoRows) {
+			return messaging.ErrConflict
+		}
+		if err != nil || oldGuest == r.GuestPartnerID {
+			return err
+		}
+		if oldGuest != 0 {
+			if _, err := tx.ExecContext(ctx, dequeueConversationSQL, row.ID, oldGuest); err != nil {
+				return err
+			}
+		}
+		if r.GuestPartnerID != 0 {
+			_, err = tx.ExecContext(ctx, enqueueConversationSQL, row.ID, r.GuestPartnerID)
+		}
+		return err
+	})
+	if err != nil {
+		return messaging.Conversation{}, err
+	}
+	return row.domain(), nil
+}
+
+type messageRow struct {
+	ID             uuid.UUID      `db:"id"`
+	ConversationID uuid.UUID      `db:"conversation_id"`
+	Sender         string         `db:"sender"`
+	Content        string         `db:"content"`
+	Attachments    pq.StringArray `db:"attachments"`
+	CreatedAt      time.Time      `db:"created_at"`
+}
+
+func (r messageRow) domain() (messaging.Message, error) {
+	m := messaging.Message{
+		ID: r.ID, ConversationID: r.ConversationID, Sender: messaging.Side(r.Sender),
+		Content: r.Content, Attachments: make([]uuid.UUID, len(r.Attachments)), CreatedAt: r.CreatedAt.UTC(),
+	}
+	for i, a := range r.Attachments {
+		var err error
+		if m.Attachments[i], err = uuid.Parse(a); err != nil {
+			return messaging.Message{}, err
+		}
+	}
+	return m, nil
+}
+
+func uuidArray(ids []uuid.UUID) pq.StringArray {
+	out := make(pq.StringArray, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
+}
+
+const messagesSQL = `
+SELECT id, conversation_id, sender, content, attachments, created_at
+FROM messages
+WHERE conversation_id = $1
+ORDER BY seq`
+
+// Messages returns a conversation's messages, oldest first. Errors: messaging.ErrUnavailable.
+func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messaging.Message, error) {
+	rows, err := s.q(messagesSQL).QueryxContext(ctx, conversationID)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []messaging.Message{}
+	for rows.Next() {
+		var r messageRow
+		if err := rows.StructScan(&r); err != nil {
+			return nil, translate(err)
+		}
+		m, err := r.domain()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, translate(rows.Err())
+}
+
+// insertMessageSQL stores a message, enqueues it for the recipients ($7) and, for a guest
+// message, records when the guest last wrote, in one statement.
+const insertMessageSQL = `
+WITH m AS (
+    INSERT INTO messages (id, conversation_id, sender, content, attachments, created_at)
+    VALUES ($1, $2, $3, $4, $5::uuid[], $6)
+    RETURNING seq
+), q AS (
+    INSERT INTO deliveries (partner_id, seq)
+    SELECT r, m.seq FROM m, unnest($7::bigint[]) AS r
+), g AS (
+    UPDATE conversations
+    SET last_guest_message_at = GREATEST(last_guest_message_at, $6)
+    WHERE id = $2 AND $3 = 'guest'
+)
+SELECT seq FROM m`
+
+// insertMessageIdempotentSQL is insertMessageSQL behind an Idempotency-Key record ($8, $9,
+// $10): when the partner has the key already, nothing is stored and no row is returned. A
+// concurrent request with the same key waits on the key's unique index until the first commits.
+const insertMessageIdempotentSQL = `
+WITH k AS (
+    INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)
+    VALUES ($8, $9, $10, $1, $2, $6)
+    ON CONFLICT (partner_id, key) DO NOTHING
+    RETURNING 1
+), m AS (
+    INSERT INTO messages (id, conversation_id, sender, content, attachments, created_at)
+    SELECT $1, $2, $3, $4, $5::uuid[], $6
+    WHERE EXISTS (SELECT FROM k)
+    RETURNING seq
+), q AS (
+    INSERT INTO deliveries (partner_id, seq)
+    SELECT r, m.seq FROM m, unnest($7::bigint[]) AS r
+), g AS (
+    UPDATE conversations
+    SET last_guest_message_at = GREATEST(last_guest_message_at, $6)
+    WHERE id = $2 AND $3 = 'guest' AND EXISTS (SELECT FROM m)
+)
+SELECT seq FROM m`
+
+// InsertMessage stores m and enqueues it for the recipients, in one statement. With idem it
+// stores the key record too, or nothing when the key exists already (then it reports false).
+// Errors: messaging.ErrUnavailable.
+func (s *Store) InsertMessage(ctx context.Context, m messaging.Message, recipients []int64, idem *messaging.IdempotencyRecord) (bool, error) {
+	args := []any{m.ID, m.ConversationID, string(m.Sender), m.Content, uuidArray(m.Attachments), m.CreatedAt, pq.Int64Array(recipients)}
+	query := insertMessageSQL
+	if idem != nil {
+		query = insertMessageIdempotentSQL
+		args = append(args, idem.PartnerID, idem.Key, idem.RequestHash)
+	}
+	var seq int64
+	err := s.q(query).QueryRowxContext(ctx, args...).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, translate(err)
+}
+
+const idempotencyRecordSQL = `
+SELECT partner_id, key, request_hash, message_id, conversation_id, created_at
+FROM idempotency_keys
+WHERE partner_id = $1 AND key = $2`
+
+type idempotencyRow struct {
+	PartnerID      int64     `db:"partner_id"`
+	Key            string    `db:"key"`
+	RequestHash    []byte    `db:"request_hash"`
+	MessageID      uuid.UUID `db:"message_id"`
+	ConversationID uuid.UUID `db:"conversation_id"`
+	CreatedAt      time.Time `db:"created_at"`
+}
+
+// IdempotencyRecord returns the partner's record of key.
+// Errors: messaging.ErrNotFound, messaging.ErrUnavailable.
+func (s *Store) IdempotencyRecord(ctx context.Context, partnerID int64, key string) (messaging.IdempotencyRecord, error) {
+	var r idempotencyRow
+	if err := s.q(idempotencyRecordSQL).QueryRowxContext(ctx, partnerID, key).StructScan(&r); err != nil {
+		return messaging.IdempotencyRecord{}, translate(err)
+	}
+	return messaging.IdempotencyRecord(r), nil
+}
+
+// pendingSQL walks the partner's queue in order on its primary key and stops after $3 rows.
+// The access test repeats what the queue already guarantees, as a second line of defence.
+const pendingSQL = `
+SELECT m.id, m.conversation_id, m.sender, m.content, m.attachments, m.created_at,
+       c.reservation_id, c.accommodation_id, COALESCE(c.guest_name, '') AS guest_name,
+       COALESCE(a.name, '') AS accommodation_name, c.guest_participant_id, c.property_participant_id
+FROM deliveries d
+JOIN messages m ON m.seq = d.seq
+JOIN conversations c ON c.id = m.conversation_id
+JOIN accommodations a ON a.id = c.accommodation_id
+WHERE d.partner_id = $1 AND c.stay_end > $2 AND (a.partner_id = $1 OR c.guest_partner_id = $1)
+ORDER BY d.seq
+LIMIT $3`
+
+type pendingRow struct {
+	messageRow
+	ReservationID         string    `db:"reservation_id"`
+	AccommodationID       int64     `db:"accommodation_id"`
+	GuestName             string    `db:"guest_name"`
+	AccommodationName     string    `db:"accommodation_name"`
+	GuestParticipantID    uuid.UUID `db:"guest_participant_id"`
+	PropertyParticipantID uuid.UUID `db:"property_participant_id"`
+}
+
+// Pending returns the oldest limit queue entries of the partner, oldest first, of
+// conversations whose stay end is after readableAfter. Errors: messaging.ErrUnavailable.
+func (s *Store) Pending(ctx context.Context, partnerID int64, readableAfter time.Time, limit int) ([]messaging.Delivery, error) {
+	rows, err := s.q(pendingSQL).QueryxContext(ctx, partnerID, readableAfter, limit)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := make([]messaging.Delivery, 0, limit)
+	for rows.Next() {
+		var r pendingRow
+		if err := rows.StructScan(&r); err != nil {
+			return nil, translate(err)
+		}
+		m, err := r.messageRow.domain()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, messaging.Delivery{Message: m, Conversation: messaging.Conversation{
+			ID:                    r.ConversationID,
+			Reservation:           messaging.Reservation{ID: r.ReservationID, AccommodationID: r.AccommodationID, GuestName: r.GuestName},
+			AccommodationName:     r.AccommodationName,
+			GuestParticipantID:    r.GuestParticipantID,
+			PropertyParticipantID: r.PropertyParticipantID,
+		}})
+	}
+	return out, translate(rows.Err())
+}
+
+const confirmSQL = `
+DELETE FROM deliveries d
+USING messages m
+WHERE d.partner_id = $1 AND d.seq = m.seq AND m.id = ANY($2::uuid[])
+RETURNING m.id`
+
+// confirmedBeforeSQL finds, among $2, the messages the partner can read and no longer has
+// queued: those it confirmed earlier.
+const confirmedBeforeSQL = `
+SELECT m.id
+FROM messages m
+JOIN conversations c ON c.id = m.conversation_id
+JOIN accommodations a ON a.id = c.accommodation_id
+WHERE m.id = ANY($2::uuid[]) AND (a.partner_id = $1 OR c.guest_partner_id = $1) AND c.stay_end > $3
+  AND NOT EXISTS (SELECT FROM deliveries d WHERE d.partner_id = $1 AND d.seq = m.seq)`
+
+// Confirm removes the messages from the partner's queue and returns those of ids confirmed
+// for the partner now: just removed, or readable and removed before. The second query runs
+// only when the first did not account for every id. Errors: messaging.ErrUnavailable.
+func (s *Store) Confirm(ctx context.Context, partnerID int64, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error) {
+	confirmed, err := s.uuids(ctx, confirmSQL, partnerID, uuidArray(ids))
+	if err != nil || len(confirmed) == len(ids) {
+		return confirmed, err
+	}
+	before, err := s.uuids(ctx, confirmedBeforeSQL, partnerID, uuidArray(ids), readableAfter)
+	return append(confirmed, before...), err
+}
+
+func (s *Store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UUID, error) {
+	rows, err := s.q(query).QueryxContext(ctx, args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, id)
+	}
+	return out, translate(rows.Err())
+}

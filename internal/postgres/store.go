@@ -1,0 +1,140 @@
+// Package postgres is the messaging store on PostgreSQL: the SQL, the row structs, and the
+// translation of database errors into the domain's.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// Open connects to PostgreSQL with a pool of at most maxConns connections, all of which are
+// kept open when idle: letting idle connections close churns them under moderate load.
+func Open(dsn string, maxConns int) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(10 * time.Minute)
+	return db, nil
+}
+
+// Store implements messaging.Store. The statements of the hot paths (auth, send, latest,
+// confirm, conversation) are prepared once and reused on every connection.
+type Store struct {
+	db    *sqlx.DB
+	stmts map[string]*sqlx.Stmt
+}
+
+// hotQueries are prepared by New.
+var hotQueries = []string{
+	partnerByKeyHashSQL, conversationsSQL, insertMessageSQL, insertMessageIdempotentSQL,
+	idempotencyRecordSQL, pendingSQL, confirmSQL, confirmedBeforeSQL, messagesSQL,
+}
+
+// New returns a store on db and prepares its hot statements. Preparing needs the database:
+// when it is unreachable, statements are prepared later on first use.
+func New(ctx context.Context, db *sqlx.DB) *Store {
+	s := &Store{db: db, stmts: make(map[string]*sqlx.Stmt, len(hotQueries))}
+	for _, q := range hotQueries {
+		if st, err := db.PreparexContext(ctx, q); err == nil {
+			s.stmts[q] = st
+		}
+	}
+	return s
+}
+
+// stmt returns the prepared form of a hot query, or the pool when it could not be prepared.
+func (s *Store) q(q string) queryer {
+	if st, ok := s.stmts[q]; ok {
+		return preparedQueryer{st}
+	}
+	return poolQueryer{db: s.db, q: q}
+}
+
+// queryer runs one known statement with arguments.
+type queryer interface {
+	QueryxContext(ctx context.Context, args ...any) (*sqlx.Rows, error)
+	QueryRowxContext(ctx context.Context, args ...any) *sqlx.Row
+}
+
+type preparedQueryer struct{ *sqlx.Stmt }
+
+type poolQueryer struct {
+	db *sqlx.DB
+	q  string
+}
+
+func (p poolQueryer) QueryxContext(ctx context.Context, args ...any) (*sqlx.Rows, error) {
+	return p.db.QueryxContext(ctx, p.q, args...)
+}
+
+func (p poolQueryer) QueryRowxContext(ctx context.Context, args ...any) *sqlx.Row {
+	return p.db.QueryRowxContext(ctx, p.q, args...)
+}
+
+// Close closes the prepared statements; the caller closes the pool.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Ping reports whether the database answers. Errors: messaging.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	return translate(s.db.PingContext(ctx))
+}
+
+// inTx runs fn in one transaction, committed when fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return translate(err)
+	}
+	return translate(tx.Commit())
+}
+
+// translate turns database errors into the domain's vocabulary, once, for every method.
+func translate(err error) error {
+	var pqErr *pq.Error
+	var netErr *net.OpError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, messaging.ErrNotFound), errors.Is(err, messaging.ErrConflict),
+		errors.Is(err, messaging.ErrUnavailable):
+		return err
+	case errors.Is(err, sql.ErrNoRows):
+		return messaging.ErrNotFound
+	case errors.As(err, &pqErr) && pqErr.Code == "23505": // unique_violation
+		return messaging.ErrConflict
+	case errors.As(err, &pqErr) && (pqErr.Code.Class() == "08" || pqErr.Code.Class() == "57"):
+		// connection exceptions; admin shutdown, crash shutdown, cannot connect now
+		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
+	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
+	}
+	return err
+}
