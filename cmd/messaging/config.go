@@ -84,7 +84,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// LogValue masks the secrets when the configuration is logged.
+// logFields describes the configuration for the start-up log, with the secrets masked.
 func (c Config) logFields() []any {
 	return []any{
 		"listen_addr", c.ListenAddr, "database_url", maskDSN(c.DatabaseURL), "admin_api", c.AdminToken != "",
