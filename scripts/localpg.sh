@@ -239,6 +239,7 @@ cmd_freeport() {
 	die "no free port found"
 }
 
+# cmd_reap waits for the end of stdin, then stops the cluster in DIR and deletes DIR.
 cmd_reap() {
 	[[ $# -eq 1 ]] || usage
 	local dir

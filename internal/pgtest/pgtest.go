@@ -125,6 +125,9 @@ func DB(t testing.TB) *sqlx.DB {
 // cluster behind DSN it keeps every committed transaction when the server is stopped or killed,
 // so it suits tests of outages and crashes. Stop it with [StopCluster]; dir is the caller's to
 // delete.
+//
+// Run as root, the server runs as user postgres, which must be able to reach dir: a directory
+// from os.MkdirTemp("", ...) will do, but not one inside t.TempDir(), whose mode is 0700.
 func StartCluster(dir string, port int) (dsn string, err error) {
 	return startCluster(dir, port, false)
 }
