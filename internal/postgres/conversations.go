@@ -222,7 +222,8 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 }
 
 // insertMessageSQL stores a message, enqueues it for the recipients ($7), marks its
-// attachments referenced (so the orphan purge leaves them alone; with none it touches no row)
+// attachments referenced (so the orphan purge leaves them alone; without attachments the
+// cardinality test is a one-time filter and the update does not even scan)
 // and, for a guest message, records when the guest last wrote, in one statement.
 const insertMessageSQL = `
 WITH m AS (
@@ -232,7 +233,8 @@ WITH m AS (
 ), a AS (
     UPDATE attachments
     SET referenced_at = $6
-    WHERE id = ANY($5::uuid[]) AND conversation_id = $2 AND referenced_at IS NULL
+    WHERE cardinality($5::uuid[]) > 0 AND id = ANY($5::uuid[]) AND conversation_id = $2
+      AND referenced_at IS NULL
 ), q AS (
     INSERT INTO deliveries (partner_id, seq)
     SELECT r, m.seq FROM m, unnest($7::bigint[]) AS r
@@ -260,7 +262,8 @@ WITH k AS (
 ), a AS (
     UPDATE attachments
     SET referenced_at = $6
-    WHERE id = ANY($5::uuid[]) AND conversation_id = $2 AND referenced_at IS NULL
+    WHERE cardinality($5::uuid[]) > 0 AND id = ANY($5::uuid[]) AND conversation_id = $2
+      AND referenced_at IS NULL
       AND EXISTS (SELECT FROM m)
 ), q AS (
     INSERT INTO deliveries (partner_id, seq)
