@@ -189,3 +189,51 @@ type ConversationData31 struct {
 type ConversationData32 struct {
 	Conversation Conversation[ConversationMessage32] `json:"conversation"`
 }
+
+// UploadRequest is the body of POST /messages/attachments/upload. FileContent is the file in
+// standard base64; FileSize is its decoded length.
+type UploadRequest struct {
+	Conversation  string `json:"conversation"`
+	Accommodation string `json:"accommodation"`
+	FileName      string `json:"file_name"`
+	FileType      string `json:"file_type"`
+	FileSize      int64  `json:"file_size"`
+	FileContent   string `json:"file_content"`
+}
+
+// UploadData is the data of an upload's answer (both versions).
+type UploadData struct {
+	Attachment string `json:"attachment"`
+}
+
+// AttachmentRequest is the body of POST /messages/attachments/metadata and .../download.
+type AttachmentRequest struct {
+	Conversation  string `json:"conversation"`
+	Accommodation string `json:"accommodation"`
+	Attachment    string `json:"attachment"`
+}
+
+// AttachmentMetadata describes an attachment.
+type AttachmentMetadata struct {
+	FileName string `json:"file_name"`
+	FileType string `json:"file_type"`
+	FileSize int64  `json:"file_size"`
+}
+
+// MetadataData is the data of a metadata answer (both versions).
+type MetadataData struct {
+	Metadata AttachmentMetadata `json:"metadata"`
+}
+
+// DownloadData31 is the data of a 3.1 download answer; FileContent is standard base64.
+type DownloadData31 struct {
+	Conversation string `json:"conversation"`
+	FileContent  string `json:"file_content"`
+}
+
+// DownloadData32 is the data of a 3.2 download answer, which names the attachment too.
+type DownloadData32 struct {
+	Attachment   string `json:"attachment"`
+	Conversation string `json:"conversation"`
+	FileContent  string `json:"file_content"`
+}

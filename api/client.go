@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -82,6 +83,33 @@ func (c *Client) Conversation(ctx context.Context, req ConversationRequest) (Con
 	var resp Response[ConversationData31]
 	err := c.Do(ctx, http.MethodPost, "/messages/conversations", req, &resp, nil)
 	return resp.Data.Conversations, err
+}
+
+// Upload uploads a file to a conversation and returns the attachment's id.
+func (c *Client) Upload(ctx context.Context, req UploadRequest) (string, error) {
+	var resp Response[UploadData]
+	err := c.Do(ctx, http.MethodPost, "/messages/attachments/upload", req, &resp, nil)
+	return resp.Data.Attachment, err
+}
+
+// AttachmentMetadata returns an attachment's name, type and size.
+func (c *Client) AttachmentMetadata(ctx context.Context, req AttachmentRequest) (AttachmentMetadata, error) {
+	var resp Response[MetadataData]
+	err := c.Do(ctx, http.MethodPost, "/messages/attachments/metadata", req, &resp, nil)
+	return resp.Data.Metadata, err
+}
+
+// Download returns an attachment's bytes, decoded.
+func (c *Client) Download(ctx context.Context, req AttachmentRequest) ([]byte, error) {
+	var resp Response[DownloadData31]
+	if err := c.Do(ctx, http.MethodPost, "/messages/attachments/download", req, &resp, nil); err != nil {
+		return nil, err
+	}
+	b, err := base64.StdEncoding.DecodeString(resp.Data.FileContent)
+	if err != nil {
+		return nil, fmt.Errorf("decode file_content: %w", err)
+	}
+	return b, nil
 }
 
 // AdminClient calls the admin API with the operator's token.

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/guestmsg/messaging/internal/messaging"
@@ -17,6 +19,7 @@ type Config struct {
 	Windows            messaging.Windows
 	PurgeInterval      time.Duration
 	MaxBodyBytes       int64
+	Attachments        messaging.AttachmentPolicy
 	RateLimitPerMinute int
 	DBMaxConns         int
 	RequestTimeout     time.Duration
@@ -72,6 +75,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		RequestTimeout:     duration("REQUEST_TIMEOUT", 10*time.Second),
 		ShutdownTimeout:    duration("SHUTDOWN_TIMEOUT", 20*time.Second),
 	}
+	c.Attachments = attachmentPolicy(getenv, c.MaxBodyBytes, &errs)
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL: required (make run provisions a local PostgreSQL when it is unset)"))
 	}
@@ -93,5 +97,44 @@ func (c Config) logFields() []any {
 		"purge_interval", c.PurgeInterval.String(), "max_body_bytes", c.MaxBodyBytes,
 		"rate_limit_per_minute", c.RateLimitPerMinute, "db_max_conns", c.DBMaxConns,
 		"request_timeout", c.RequestTimeout.String(),
+		"attachment_types", strings.Join(c.Attachments.Types, ","), "attachment_max_bytes", c.Attachments.MaxBytes,
 	}
+}
+
+// uploadOverhead is room in a request body for an upload's fields besides file_content.
+const uploadOverhead = 16 << 10
+
+// attachmentPolicy reads ATTACHMENT_TYPES (a comma-separated list of media types, each one that
+// content sniffing recognises) and ATTACHMENT_MAX_BYTES, whose upload must fit MAX_BODY_BYTES once
+// base64-encoded.
+func attachmentPolicy(getenv func(string) string, maxBody int64, errs *[]error) messaging.AttachmentPolicy {
+	p := messaging.AttachmentPolicy{
+		Types:    slices.Clone(messaging.DefaultAttachmentPolicy.Types),
+		MaxBytes: messaging.DefaultAttachmentPolicy.MaxBytes,
+	}
+	if v := getenv("ATTACHMENT_TYPES"); v != "" {
+		p.Types = nil
+		for _, t := range strings.Split(v, ",") {
+			t = strings.ToLower(strings.TrimSpace(t))
+			if !messaging.Sniffable(t) {
+				*errs = append(*errs, fmt.Errorf("ATTACHMENT_TYPES: %q cannot be recognised by content sniffing; use some of image/png, image/jpeg, image/gif, image/webp, image/bmp, application/pdf", t))
+				continue
+			}
+			if !slices.Contains(p.Types, t) {
+				p.Types = append(p.Types, t)
+			}
+		}
+	}
+	if v := getenv("ATTACHMENT_MAX_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			*errs = append(*errs, fmt.Errorf("ATTACHMENT_MAX_BYTES: want a whole number >= 1, got %q", v))
+			return p
+		}
+		p.MaxBytes = n
+	}
+	if need := (p.MaxBytes+2)/3*4 + uploadOverhead; p.MaxBytes > maxBody || need > maxBody {
+		*errs = append(*errs, fmt.Errorf("ATTACHMENT_MAX_BYTES: an upload of %d bytes needs a body of %d bytes; raise MAX_BODY_BYTES (%d) or lower ATTACHMENT_MAX_BYTES", p.MaxBytes, need, maxBody))
+	}
+	return p
 }

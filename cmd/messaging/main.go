@@ -79,7 +79,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer pool.Close()
 	store := postgres.New(ctx, pool)
 	defer store.Close()
-	svc := messaging.NewService(store, cfg.Windows, time.Now)
+	svc := messaging.NewService(store, cfg.Windows, time.Now, messaging.WithAttachmentPolicy(cfg.Attachments))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -32,7 +32,7 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 	if req.ContentLength > s.cfg.MaxBodyBytes {
 		return errTooLarge
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, s.cfg.MaxBodyBytes+1))
+	body, err := readAll(io.LimitReader(req.Body, s.cfg.MaxBodyBytes+1), req.ContentLength)
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
@@ -61,6 +61,29 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 		return errBadJSON
 	}
 	return nil
+}
+
+// readAll is io.ReadAll into a buffer sized by the request's Content-Length when it has one
+// (already checked against the limit), so that a large body, an upload, is read into one
+// allocation instead of a growing series of them.
+func readAll(r io.Reader, contentLength int64) ([]byte, error) {
+	if contentLength <= 0 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, 0, contentLength+1) // +1: room to see the end without growing
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // fields collects the field problems of one request so they are reported together.

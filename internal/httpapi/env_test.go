@@ -65,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	return newEnvWith(t, messaging.DefaultWindows)
 }
 
-func newEnvWith(t *testing.T, w messaging.Windows) *env {
+func newEnvWith(t *testing.T, w messaging.Windows, opts ...messaging.Option) *env {
 	t.Helper()
 	pool, err := postgres.Open(pgtest.DSN(t), 16)
 	if err != nil {
@@ -74,7 +74,7 @@ func newEnvWith(t *testing.T, w messaging.Windows) *env {
 	t.Cleanup(func() { pool.Close() })
 	store := postgres.New(context.Background(), pool)
 	c := &clock{now: start}
-	svc := messaging.NewService(store, w, c.Now)
+	svc := messaging.NewService(store, w, c.Now, opts...)
 	h := httpapi.New(svc, store, slog.New(slog.NewTextHandler(io.Discard, nil)), httpapi.Config{
 		AdminToken: adminToken, MaxBodyBytes: 2 << 20, DBTimeout: 10 * time.Second,
 	}, prometheus.NewRegistry())

@@ -44,6 +44,7 @@ func problem(err error) (int, []api.ErrorItem) {
 	var (
 		reqErr    *requestError
 		valErr    *messaging.ValidationError
+		valErrs   messaging.ValidationErrors
 		windowErr *messaging.WindowClosedError
 		fields    fieldErrors
 		httpErr   *echo.HTTPError
@@ -53,6 +54,13 @@ func problem(err error) (int, []api.ErrorItem) {
 		items := make([]api.ErrorItem, 0, len(fields))
 		for _, f := range fields {
 			_, item := problem(f)
+			items = append(items, item...)
+		}
+		return http.StatusBadRequest, items
+	case errors.As(err, &valErrs):
+		items := make([]api.ErrorItem, 0, len(valErrs))
+		for _, v := range valErrs {
+			_, item := problem(v)
 			items = append(items, item...)
 		}
 		return http.StatusBadRequest, items

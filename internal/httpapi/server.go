@@ -86,6 +86,9 @@ func (s *Server) routes() []route {
 			route{http.MethodPost, p.prefix + "/latest", s.latest(p.v), []echo.MiddlewareFunc{s.authenticate}},
 			route{http.MethodPost, p.prefix + "/latest/confirm", s.confirm(p.v), []echo.MiddlewareFunc{s.authenticate}},
 			route{http.MethodPost, p.prefix + "/conversations", s.conversation(p.v), []echo.MiddlewareFunc{s.authenticate}},
+			route{http.MethodPost, p.prefix + "/attachments/upload", s.upload, []echo.MiddlewareFunc{s.authenticate}},
+			route{http.MethodPost, p.prefix + "/attachments/metadata", s.metadata, []echo.MiddlewareFunc{s.authenticate}},
+			route{http.MethodPost, p.prefix + "/attachments/download", s.download(p.v), []echo.MiddlewareFunc{s.authenticate}},
 		)
 	}
 	admin := []echo.MiddlewareFunc{s.requireAdmin}

@@ -3,6 +3,7 @@ package messaging
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -43,6 +44,25 @@ func Missing(field string) error { return &ValidationError{Field: field, Missing
 
 // Invalid returns a ValidationError for a field of the wrong type, format or size.
 func Invalid(field string) error { return &ValidationError{Field: field} }
+
+// ValidationErrors are several field problems of one request, reported together.
+type ValidationErrors []*ValidationError
+
+func (e ValidationErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, v := range e {
+		parts[i] = v.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// orNil returns e as an error, or nil when it is empty.
+func (e ValidationErrors) orNil() error {
+	if len(e) == 0 {
+		return nil
+	}
+	return e
+}
 
 // WindowClosedError reports a send after the caller's send window closed.
 type WindowClosedError struct {

@@ -30,9 +30,9 @@ type Store interface {
 	// ref.ConversationID or whose reservation is ref.ReservationID (zero, one or two of them).
 	Conversations(ctx context.Context, ref ConversationRef) ([]Conversation, error)
 	Messages(ctx context.Context, conversationID uuid.UUID) ([]Message, error)
-	// InsertMessage stores m and enqueues it for the recipients. With a non-nil idempotency
-	// record it stores that too, atomically, and reports false without storing anything when
-	// the partner already has a record of that key.
+	// InsertMessage stores m, marks its attachments referenced and enqueues it for the
+	// recipients. With a non-nil idempotency record it stores that too, atomically, and reports
+	// false without storing anything when the partner already has a record of that key.
 	InsertMessage(ctx context.Context, m Message, recipients []int64, idem *IdempotencyRecord) (bool, error)
 	IdempotencyRecord(ctx context.Context, partnerID int64, key string) (IdempotencyRecord, error)
 	// Pending returns the oldest limit queue entries of the partner, oldest first, of
@@ -42,6 +42,8 @@ type Store interface {
 	// those given, that are confirmed for the partner now: removed now, or visible to it in a
 	// conversation whose stay end is after readableAfter and no longer queued.
 	Confirm(ctx context.Context, partnerID int64, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error)
+
+	AttachmentStore
 }
 
 // IdempotencyRecord remembers the outcome of a send made with an Idempotency-Key.
@@ -56,15 +58,31 @@ type IdempotencyRecord struct {
 
 // Service carries out the partner and operator use cases.
 type Service struct {
-	store   Store
-	windows Windows
-	now     func() time.Time
+	store       Store
+	windows     Windows
+	now         func() time.Time
+	attachments AttachmentPolicy
+}
+
+// Option changes a default of NewService.
+type Option func(*Service)
+
+// WithAttachmentPolicy sets what uploads may be (DefaultAttachmentPolicy otherwise).
+func WithAttachmentPolicy(p AttachmentPolicy) Option {
+	return func(s *Service) { s.attachments = p }
 }
 
 // NewService returns a service on store with the given windows and clock.
-func NewService(store Store, windows Windows, now func() time.Time) *Service {
-	return &Service{store: store, windows: windows, now: now}
+func NewService(store Store, windows Windows, now func() time.Time, opts ...Option) *Service {
+	s := &Service{store: store, windows: windows, now: now, attachments: DefaultAttachmentPolicy}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
+
+// AttachmentPolicy returns what uploads may be.
+func (s *Service) AttachmentPolicy() AttachmentPolicy { return s.attachments }
 
 // Windows returns the window durations the service applies.
 func (s *Service) Windows() Windows { return s.windows }
@@ -156,7 +174,9 @@ func (in SendInput) hash() []byte {
 
 // Send stores a message from caller's side and enqueues it for every partner on the
 // conversation. It returns the new message's id, or with a repeated Idempotency-Key the first
-// request's. Errors: *ValidationError, ErrNotFound, ErrConflictingParameters,
+// request's. Attachments must be the conversation's and visible to the caller (see
+// checkAttachments); storing the message marks them referenced. Errors: *ValidationError,
+// ValidationErrors (bad attachments), ErrNotFound, ErrConflictingParameters,
 // *WindowClosedError, ErrIdempotencyKeyReused, ErrUnavailable.
 func (s *Service) Send(ctx context.Context, caller Partner, in SendInput) (uuid.UUID, error) {
 	if err := in.validate(); err != nil {
@@ -178,8 +198,9 @@ func (s *Service) Send(ctx context.Context, caller Partner, in SendInput) (uuid.
 		return uuid.Nil, &WindowClosedError{ClosedAt: until}
 	}
 	if len(in.Attachments) > 0 {
-		// No attachment store exists yet, so every reference is unknown.
-		return uuid.Nil, Invalid(Indexed("attachments", 0))
+		if err := s.checkAttachments(ctx, caller, conv.ID, in.Attachments, now); err != nil {
+			return uuid.Nil, err
+		}
 	}
 	id, err := uuid.NewV7()
 	if err != nil {

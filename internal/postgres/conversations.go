@@ -221,13 +221,20 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 	return out, translate(rows.Err())
 }
 
-// insertMessageSQL stores a message, enqueues it for the recipients ($7) and, for a guest
-// message, records when the guest last wrote, in one statement.
+// insertMessageSQL stores a message, enqueues it for the recipients ($7), marks its
+// attachments referenced (so the orphan purge leaves them alone; without attachments the
+// cardinality test is a one-time filter and the update does not even scan)
+// and, for a guest message, records when the guest last wrote, in one statement.
 const insertMessageSQL = `
 WITH m AS (
     INSERT INTO messages (id, conversation_id, sender, content, attachments, created_at)
     VALUES ($1, $2, $3, $4, $5::uuid[], $6)
     RETURNING seq
+), a AS (
+    UPDATE attachments
+    SET referenced_at = $6
+    WHERE cardinality($5::uuid[]) > 0 AND id = ANY($5::uuid[]) AND conversation_id = $2
+      AND referenced_at IS NULL
 ), q AS (
     INSERT INTO deliveries (partner_id, seq)
     SELECT r, m.seq FROM m, unnest($7::bigint[]) AS r
@@ -252,6 +259,12 @@ WITH k AS (
     SELECT $1, $2, $3, $4, $5::uuid[], $6
     WHERE EXISTS (SELECT FROM k)
     RETURNING seq
+), a AS (
+    UPDATE attachments
+    SET referenced_at = $6
+    WHERE cardinality($5::uuid[]) > 0 AND id = ANY($5::uuid[]) AND conversation_id = $2
+      AND referenced_at IS NULL
+      AND EXISTS (SELECT FROM m)
 ), q AS (
     INSERT INTO deliveries (partner_id, seq)
     SELECT r, m.seq FROM m, unnest($7::bigint[]) AS r
