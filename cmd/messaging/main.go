@@ -1,5 +1,6 @@
-// Command messaging is the guest messaging service: "serve" (the default) runs the HTTP API;
-// "migrate up|down|version" manages the schema; "bootstrap" creates a partner and an API key.
+// Command messaging is the guest messaging service: "serve" (the default) runs the HTTP API and
+// the retention purge; "migrate up|down|version" manages the schema; "purge" runs one retention
+// pass; "bootstrap" creates a partner and an API key.
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/guestmsg/messaging/internal/httpapi"
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/postgres"
+	"github.com/guestmsg/messaging/internal/purge"
 )
 
 func main() {
@@ -40,6 +42,7 @@ func main() {
 const usage = `usage: messaging [command]
   serve                      run the HTTP API (the default); applies pending migrations first
   migrate up|down|version    apply all migrations, revert the last one, or print the version
+  purge                      run one retention pass now and log what it removed
   bootstrap -kind K -name N  create a partner (and an API key) and print them as JSON`
 
 // run carries out one command; ctx is cancelled on SIGINT or SIGTERM.
@@ -60,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return migrateCommand(cfg, args, stdout)
 	case "bootstrap":
 		return bootstrap(ctx, cfg, args, stdout)
+	case "purge":
+		return purgeCommand(ctx, cfg, log)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -104,12 +109,22 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	// The purge stops with the server: a batch in flight is cancelled and rolled back.
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	purged := make(chan struct{})
+	go func() {
+		defer close(purged)
+		purge.New(store, cfg.Windows, time.Now, log.With("component", "purge")).Run(purgeCtx, cfg.PurgeInterval)
+	}()
+	defer func() { stopPurge(); <-purged }()
+
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests")
+	stopPurge()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -162,6 +177,20 @@ func migrateCommand(cfg Config, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "version %d dirty %t\n", v, dirty)
 	return nil
+}
+
+// purgeCommand runs one retention pass; the pass logs what it removed. It does not migrate: a
+// schema it does not know is an error, not something to change behind the operator's back.
+func purgeCommand(ctx context.Context, cfg Config, log *slog.Logger) error {
+	pool, err := postgres.Open(cfg.DatabaseURL, 2) // the lock's connection and the batches'
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := postgres.New(ctx, pool)
+	defer store.Close()
+	_, err = purge.New(store, cfg.Windows, time.Now, log).RunOnce(ctx)
+	return err
 }
 
 // bootstrap creates a partner and one API key for it and prints both, so an operator can start

@@ -38,9 +38,9 @@ type Store interface {
 	// Pending returns the oldest limit queue entries of the partner, oldest first, of
 	// conversations whose stay end is after readableAfter.
 	Pending(ctx context.Context, partnerID int64, readableAfter time.Time, limit int) ([]Delivery, error)
-	// Confirm removes the given messages from the partner's queue and returns the ids, among
-	// those given, that are confirmed for the partner now: removed now, or visible to it in a
-	// conversation whose stay end is after readableAfter and no longer queued.
+	// Confirm removes the given messages of conversations whose stay end is after readableAfter
+	// from the partner's queue and returns the ids, among those given, that are confirmed for the
+	// partner now: removed now, or visible to it in such a conversation and no longer queued.
 	Confirm(ctx context.Context, partnerID int64, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error)
 
 	AttachmentStore

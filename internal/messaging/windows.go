@@ -16,19 +16,21 @@ type Windows struct {
 var DefaultWindows = Windows{GuestDays: 66, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 365}
 
 // StayEnd is the instant a stay is over: the start of the day after checkout (00:00 UTC) for a
-// confirmed reservation, the cancellation instant for a cancelled one.
+// confirmed reservation, the cancellation instant for a cancelled one. The cancellation instant
+// is cut to the milliseconds the wire shows, so that every window edge is one the wire can name.
 func StayEnd(r Reservation) time.Time {
 	if r.Status == StatusCancelled {
-		return r.CancelledAt.UTC()
+		return r.CancelledAt.UTC().Truncate(time.Millisecond)
 	}
 	y, m, d := r.Checkout.Date()
 	return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
 }
 
-// ReadDuration is how long after stay end side s may still read.
+// ReadDuration is how long after stay end side s may still read. The guest's window is cut to
+// retention: nothing can be read once it is purged.
 func (w Windows) ReadDuration(s Side) time.Duration {
 	if s == Guest {
-		return time.Duration(w.GuestDays) * day
+		return time.Duration(min(w.GuestDays, w.RetentionDays)) * day
 	}
 	return time.Duration(w.RetentionDays) * day
 }
@@ -65,6 +67,17 @@ func (w Windows) SendAllowedUntil(c Conversation, s Side) time.Time {
 
 // RetentionCutoff is the instant at or before which, at now, a stay end is past retention: such a
 // conversation is readable by nobody and is purged.
+// It is the property's ReadableStayEndAfter, so the purge removes exactly what nobody may read.
 func (w Windows) RetentionCutoff(now time.Time) time.Time {
 	return now.Add(-time.Duration(w.RetentionDays) * day)
+}
+
+// IdempotencyKeep is how long an Idempotency-Key record is kept at least (§5.1 of the contract).
+const IdempotencyKeep = 24 * time.Hour
+
+// IdempotencyCutoff is the instant before which, at now, an Idempotency-Key record was created
+// more than IdempotencyKeep ago: the purge removes it. A record therefore lives at least 24 hours
+// and at most 24 hours plus one purge interval.
+func IdempotencyCutoff(now time.Time) time.Time {
+	return now.Add(-IdempotencyKeep)
 }

@@ -277,7 +277,7 @@ SELECT seq FROM m`
 
 // InsertMessage stores m and enqueues it for the recipients, in one statement. With idem it
 // stores the key record too, or nothing when the key exists already (then it reports false).
-// Errors: messaging.ErrUnavailable.
+// Errors: messaging.ErrNotFound (the conversation is gone), messaging.ErrUnavailable.
 func (s *Store) InsertMessage(ctx context.Context, m messaging.Message, recipients []int64, idem *messaging.IdempotencyRecord) (bool, error) {
 	args := []any{m.ID, m.ConversationID, string(m.Sender), m.Content, uuidArray(m.Attachments), m.CreatedAt, pq.Int64Array(recipients)}
 	query := insertMessageSQL
@@ -287,8 +287,13 @@ func (s *Store) InsertMessage(ctx context.Context, m messaging.Message, recipien
 	}
 	var seq int64
 	err := s.q(query).QueryRowxContext(ctx, args...).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
+	var pqErr *pq.Error
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
+	case errors.As(err, &pqErr) && pqErr.Code == "23503": // foreign_key_violation
+		// The purge deleted the conversation between the window check and the insert.
+		return false, messaging.ErrNotFound
 	}
 	return err == nil, translate(err)
 }
@@ -370,10 +375,13 @@ func (s *Store) Pending(ctx context.Context, partnerID int64, readableAfter time
 	return out, translate(rows.Err())
 }
 
+// confirmSQL leaves alone the queue entries of conversations past the partner's read window
+// ($3): to the partner those messages no longer exist, so they are not "confirmed" either.
 const confirmSQL = `
 DELETE FROM deliveries d
-USING messages m
+USING messages m, conversations c
 WHERE d.partner_id = $1 AND d.seq = m.seq AND m.id = ANY($2::uuid[])
+  AND c.id = m.conversation_id AND c.stay_end > $3
 RETURNING m.id`
 
 // confirmedBeforeSQL finds, among $2, the messages the partner can read and no longer has
@@ -390,7 +398,7 @@ WHERE m.id = ANY($2::uuid[]) AND (a.partner_id = $1 OR c.guest_partner_id = $1) 
 // for the partner now: just removed, or readable and removed before. The second query runs
 // only when the first did not account for every id. Errors: messaging.ErrUnavailable.
 func (s *Store) Confirm(ctx context.Context, partnerID int64, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error) {
-	confirmed, err := s.uuids(ctx, confirmSQL, partnerID, uuidArray(ids))
+	confirmed, err := s.uuids(ctx, confirmSQL, partnerID, uuidArray(ids), readableAfter)
 	if err != nil || len(confirmed) == len(ids) {
 		return confirmed, err
 	}

@@ -1,0 +1,155 @@
+package postgres
+
+import (
+	"context"
+	"database/sql/driver"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// purgeLockKey names the session advisory lock that lets one replica purge at a time.
+const purgeLockKey int64 = 0x6d73_6770_7572_6765 // "msgpurge"
+
+const tryPurgeLockSQL = `SELECT pg_try_advisory_lock($1)`
+
+const purgeUnlockSQL = `SELECT pg_advisory_unlock($1)`
+
+// TryPurgeLock takes the purge lock on a connection of its own and reports whether it got it:
+// false means another replica is purging. release returns the lock and the connection; should
+// unlocking fail, the connection is discarded, which ends its session and with it the lock.
+// Errors: messaging.ErrUnavailable.
+func (s *Store) TryPurgeLock(ctx context.Context) (release func(), ok bool, err error) {
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return nil, false, translate(err)
+	}
+	if err := conn.GetContext(ctx, &ok, tryPurgeLockSQL, purgeLockKey); err != nil || !ok {
+		_ = conn.Close()
+		return nil, false, translate(err)
+	}
+	return func() {
+		// Not the pass's context: it may be cancelled already, and the lock must go regardless.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.ExecContext(ctx, purgeUnlockSQL, purgeLockKey); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		_ = conn.Close()
+	}, true, nil
+}
+
+// expiredConversationsSQL walks conversations_stay_end_idx from the oldest stay end.
+const expiredConversationsSQL = `
+SELECT id
+FROM conversations
+WHERE stay_end <= $1
+ORDER BY stay_end
+LIMIT $2`
+
+// ExpiredConversations returns up to limit ids of conversations whose stay end is at or before
+// cutoff, oldest stay end first. Errors: messaging.ErrUnavailable.
+func (s *Store) ExpiredConversations(ctx context.Context, cutoff time.Time, limit int) ([]uuid.UUID, error) {
+	return s.uuids(ctx, expiredConversationsSQL, cutoff, limit)
+}
+
+// purgeMessagesSQL deletes at most $3 messages of the conversations $1 that are still at or
+// before the cutoff $2, with their queue entries. The queue has no index by message, so the
+// entries are found by their primary key: the conversation's current property and guest
+// partners are the only partners that can hold them, because a change of either moves the queue
+// in the same transaction. FOR SHARE makes a concurrent PUT of the reservation wait for this
+// batch, or this batch skip a reservation that was just moved out of the purge's reach.
+const purgeMessagesSQL = `
+WITH doomed AS (
+    SELECT m.seq, a.partner_id AS property_partner_id, c.guest_partner_id
+    FROM conversations c
+    JOIN accommodations a ON a.id = c.accommodation_id
+    CROSS JOIN LATERAL (
+        SELECT seq FROM messages WHERE conversation_id = c.id ORDER BY seq LIMIT $3
+    ) m
+    WHERE c.id = ANY($1::uuid[]) AND c.stay_end <= $2
+    LIMIT $3
+    FOR SHARE OF c
+), queued AS (
+    DELETE FROM deliveries d
+    USING doomed x, LATERAL (VALUES (x.property_partner_id), (x.guest_partner_id)) AS p (partner_id)
+    WHERE d.partner_id = p.partner_id AND d.seq = x.seq
+    RETURNING 1
+), gone AS (
+    DELETE FROM messages m
+    USING doomed x
+    WHERE m.seq = x.seq
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS messages, (SELECT count(*) FROM queued) AS deliveries`
+
+// PurgeMessages deletes at most limit messages, and their queue entries, of the conversations
+// ids whose stay end is still at or before cutoff, in one statement. It returns how many of
+// each it deleted. Errors: messaging.ErrUnavailable.
+func (s *Store) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (messages, deliveries int, err error) {
+	err = s.db.QueryRowxContext(ctx, purgeMessagesSQL, uuidArray(ids), cutoff, limit).Scan(&messages, &deliveries)
+	return messages, deliveries, translate(err)
+}
+
+const purgeConversationKeysSQL = `
+WITH doomed AS (
+    SELECT k.partner_id, k.key
+    FROM idempotency_keys k
+    JOIN conversations c ON c.id = k.conversation_id
+    WHERE c.id = ANY($1::uuid[]) AND c.stay_end <= $2
+    LIMIT $3
+)
+DELETE FROM idempotency_keys k
+USING doomed x
+WHERE k.partner_id = x.partner_id AND k.key = x.key`
+
+// PurgeIdempotencyKeys deletes at most limit Idempotency-Key records of the conversations ids
+// whose stay end is still at or before cutoff. Errors: messaging.ErrUnavailable.
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, error) {
+	return s.exec(ctx, purgeConversationKeysSQL, uuidArray(ids), cutoff, limit)
+}
+
+// deleteConversationsSQL deletes only conversations the batches above emptied: a conversation
+// that a racing send wrote to is left for the next pass. Rows that reference a conversation
+// with ON DELETE CASCADE go with it.
+const deleteConversationsSQL = `
+DELETE FROM conversations c
+WHERE c.id = ANY($1::uuid[]) AND c.stay_end <= $2
+  AND NOT EXISTS (SELECT FROM messages m WHERE m.conversation_id = c.id)
+  AND NOT EXISTS (SELECT FROM idempotency_keys k WHERE k.conversation_id = c.id)`
+
+// DeleteConversations deletes, of the conversations ids, those whose stay end is still at or
+// before cutoff and that have no messages or Idempotency-Key records left: the reservation row
+// with its participants. Errors: messaging.ErrUnavailable.
+func (s *Store) DeleteConversations(ctx context.Context, ids []uuid.UUID, cutoff time.Time) (int, error) {
+	return s.exec(ctx, deleteConversationsSQL, uuidArray(ids), cutoff)
+}
+
+// deleteStaleKeysSQL skips records a send holds locked; a later pass takes them.
+const deleteStaleKeysSQL = `
+WITH doomed AS (
+    SELECT partner_id, key
+    FROM idempotency_keys
+    WHERE created_at < $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM idempotency_keys k
+USING doomed x
+WHERE k.partner_id = x.partner_id AND k.key = x.key`
+
+// DeleteIdempotencyKeysBefore deletes at most limit Idempotency-Key records created before
+// cutoff. Errors: messaging.ErrUnavailable.
+func (s *Store) DeleteIdempotencyKeysBefore(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	return s.exec(ctx, deleteStaleKeysSQL, cutoff, limit)
+}
+
+// exec runs one statement on the pool and returns the number of rows it affected.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (int, error) {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, translate(err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), translate(err)
+}

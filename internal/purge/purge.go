@@ -1,0 +1,210 @@
+// Package purge deletes what the retention rules of the contract (§6) no longer let the service
+// keep: everything of a conversation whose stay end + RETENTION_DAYS has passed (messages, their
+// queue entries, Idempotency-Key records, the reservation row with its participants), and
+// Idempotency-Key records older than 24 hours. It deletes in bounded batches, each one short
+// statement of its own, so that sends and polls keep flowing while it runs, and under a lock
+// that lets one replica purge at a time. The domain (package messaging) decides the cutoffs;
+// the store applies them.
+package purge
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// Store is what the purge needs from persistence. Each method other than TryPurgeLock and
+// ExpiredConversations deletes at most one bounded batch in one transaction and returns how many
+// rows of its table it deleted. Methods return messaging.ErrUnavailable when the database
+// cannot be reached.
+type Store interface {
+	// TryPurgeLock takes the lock that one purging replica holds, and reports false without
+	// waiting when another holds it. release gives it back.
+	TryPurgeLock(ctx context.Context) (release func(), ok bool, err error)
+	// ExpiredConversations returns up to limit conversations whose stay end is at or before
+	// cutoff.
+	ExpiredConversations(ctx context.Context, cutoff time.Time, limit int) ([]uuid.UUID, error)
+	// PurgeMessages deletes up to limit messages of the conversations ids that are still
+	// expired at cutoff, with their queue entries.
+	PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (messages, deliveries int, err error)
+	// PurgeIdempotencyKeys deletes up to limit Idempotency-Key records of the conversations
+	// ids that are still expired at cutoff.
+	PurgeIdempotencyKeys(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, error)
+	// DeleteConversations deletes the conversations ids that are still expired at cutoff and
+	// hold nothing any more.
+	DeleteConversations(ctx context.Context, ids []uuid.UUID, cutoff time.Time) (int, error)
+	// DeleteIdempotencyKeysBefore deletes up to limit Idempotency-Key records created before
+	// cutoff.
+	DeleteIdempotencyKeysBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
+}
+
+// Default batch sizes: each batch is one transaction that deletes at most DefaultRowBatch rows of
+// one table (a message batch also deletes the messages' queue entries, at most two each).
+const (
+	DefaultConversationBatch = 100
+	DefaultRowBatch          = 2000
+)
+
+// Report is what one pass removed, in counts only, and how its batches went.
+type Report struct {
+	Skipped              bool // another replica held the lock; nothing was done
+	Conversations        int
+	Messages             int
+	Deliveries           int
+	IdempotencyKeys      int // records of expired conversations
+	StaleIdempotencyKeys int // records older than 24 hours
+	Batches              int // write transactions run
+	LargestBatch         int // most rows of one table deleted by one batch
+	LongestBatch         time.Duration
+	Elapsed              time.Duration
+}
+
+// Worker runs purge passes.
+type Worker struct {
+	store   Store
+	windows messaging.Windows
+	now     func() time.Time
+	log     *slog.Logger
+
+	// ConversationBatch is how many expired conversations one round of a pass works on;
+	// RowBatch bounds the rows of one table a single batch deletes.
+	ConversationBatch int
+	RowBatch          int
+}
+
+// New returns a worker that purges store by the retention of windows, at the instants now gives,
+// logging each pass to log, with the default batch sizes.
+func New(store Store, windows messaging.Windows, now func() time.Time, log *slog.Logger) *Worker {
+	return &Worker{
+		store: store, windows: windows, now: now, log: log,
+		ConversationBatch: DefaultConversationBatch, RowBatch: DefaultRowBatch,
+	}
+}
+
+// Run purges once at once and then every interval until ctx is done. A failed pass is logged
+// and retried at the next interval.
+func (w *Worker) Run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		_, _ = w.RunOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// RunOnce runs one pass and logs what it removed. When another replica is purging it does
+// nothing and reports Skipped. A pass that fails part way keeps what it deleted and reports it
+// with the error; the next pass continues. Errors: messaging.ErrUnavailable, the context's error.
+func (w *Worker) RunOnce(ctx context.Context) (Report, error) {
+	began := time.Now()
+	release, ok, err := w.store.TryPurgeLock(ctx)
+	if err != nil {
+		w.log.Warn("purge failed", "error", err.Error())
+		return Report{}, err
+	}
+	if !ok {
+		w.log.Info("purge skipped: another replica is purging")
+		return Report{Skipped: true}, nil
+	}
+	defer release()
+	var r Report
+	err = w.pass(ctx, w.now().UTC().Truncate(time.Millisecond), &r)
+	r.Elapsed = time.Since(began)
+	attrs := []any{
+		"conversations", r.Conversations, "messages", r.Messages, "deliveries", r.Deliveries,
+		"idempotency_keys", r.IdempotencyKeys, "stale_idempotency_keys", r.StaleIdempotencyKeys,
+		"batches", r.Batches, "largest_batch", r.LargestBatch,
+		"longest_batch_ms", r.LongestBatch.Milliseconds(), "elapsed_ms", r.Elapsed.Milliseconds(),
+	}
+	if err != nil {
+		w.log.Warn("purge failed", append(attrs, "error", err.Error())...)
+		return r, err
+	}
+	w.log.Info("purge done", attrs...)
+	return r, nil
+}
+
+// pass deletes, round by round, the expired conversations with oldest stay end first: each
+// round drains one table after the other for up to ConversationBatch conversations, then
+// deletes the emptied conversations. Last go the Idempotency-Key records past their 24 hours.
+func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
+	cutoff := w.windows.RetentionCutoff(now)
+	for {
+		ids, err := w.store.ExpiredConversations(ctx, cutoff, w.ConversationBatch)
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			break
+		}
+		err = w.drain(ctx, r, func() (int, error) {
+			m, d, err := w.store.PurgeMessages(ctx, ids, cutoff, w.RowBatch)
+			r.Messages += m
+			r.Deliveries += d
+			return m, err
+		})
+		if err != nil {
+			return err
+		}
+		err = w.drain(ctx, r, func() (int, error) {
+			n, err := w.store.PurgeIdempotencyKeys(ctx, ids, cutoff, w.RowBatch)
+			r.IdempotencyKeys += n
+			return n, err
+		})
+		if err != nil {
+			return err
+		}
+		// Each further table of a conversation (attachments) is one more drain here.
+		var deleted int
+		_, err = w.batch(r, func() (int, error) {
+			n, err := w.store.DeleteConversations(ctx, ids, cutoff)
+			deleted = n
+			r.Conversations += n
+			return n, err
+		})
+		if err != nil {
+			return err
+		}
+		if deleted == 0 {
+			// Whatever is left of this round was written to while it ran, or moved out of
+			// the purge's reach; stop rather than spin, and let the next pass retry.
+			break
+		}
+	}
+	return w.drain(ctx, r, func() (int, error) {
+		n, err := w.store.DeleteIdempotencyKeysBefore(ctx, messaging.IdempotencyCutoff(now), w.RowBatch)
+		r.StaleIdempotencyKeys += n
+		return n, err
+	})
+}
+
+// drain runs batch until it deletes less than a whole batch.
+func (w *Worker) drain(ctx context.Context, r *Report, batch func() (int, error)) error {
+	for {
+		n, err := w.batch(r, batch)
+		if err != nil || n < w.RowBatch {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// batch runs one batch and records its size and duration.
+func (w *Worker) batch(r *Report, batch func() (int, error)) (int, error) {
+	began := time.Now()
+	n, err := batch()
+	r.Batches++
+	r.LargestBatch = max(r.LargestBatch, n)
+	r.LongestBatch = max(r.LongestBatch, time.Since(began))
+	return n, err
+}

@@ -1,0 +1,339 @@
+package purge_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+	"github.com/guestmsg/messaging/internal/pgtest"
+	"github.com/guestmsg/messaging/internal/postgres"
+	"github.com/guestmsg/messaging/internal/purge"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// fixture is one test's database, store, service and purge worker on one injected clock.
+type fixture struct {
+	t      *testing.T
+	db     *sqlx.DB
+	store  *postgres.Store
+	svc    *messaging.Service
+	worker *purge.Worker
+	clock  *clock
+	ctx    context.Context
+
+	property, guest messaging.Partner
+	accommodation   int64
+}
+
+func newFixture(t *testing.T, w messaging.Windows) *fixture {
+	t.Helper()
+	pool, err := postgres.Open(pgtest.DSN(t), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	ctx := context.Background()
+	store := postgres.New(ctx, pool)
+	c := &clock{now: time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)}
+	f := &fixture{
+		t: t, db: pool, store: store, svc: messaging.NewService(store, w, c.Now),
+		worker: purge.New(store, w, c.Now, slog.New(slog.NewTextHandler(io.Discard, nil))),
+		clock:  c, ctx: ctx,
+	}
+	if f.property, err = f.svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Property, Name: "PMS"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.guest, err = f.svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Guest, Name: "App"}); err != nil {
+		t.Fatal(err)
+	}
+	f.accommodation = 6819547
+	if _, err := f.svc.PutAccommodation(ctx, messaging.Accommodation{ID: f.accommodation, PartnerID: f.property.AffiliateID, Name: "Sea View"}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// reservation registers a confirmed stay checking out on checkout (YYYY-MM-DD).
+func (f *fixture) reservation(id, checkout string) messaging.Conversation {
+	f.t.Helper()
+	out, err := time.Parse(time.DateOnly, checkout)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c, err := f.svc.PutReservation(f.ctx, messaging.Reservation{
+		ID: id, AccommodationID: f.accommodation, GuestPartnerID: f.guest.AffiliateID, GuestName: "Ada",
+		Checkin: out.AddDate(0, 0, -3), Checkout: out,
+	})
+	if err != nil {
+		f.t.Fatalf("PutReservation(%s) = %v", id, err)
+	}
+	return c
+}
+
+func (f *fixture) send(from messaging.Partner, c messaging.Conversation, content, key string) uuid.UUID {
+	f.t.Helper()
+	id, err := f.svc.Send(f.ctx, from, messaging.SendInput{
+		Ref:     messaging.ConversationRef{AccommodationID: f.accommodation, ReservationID: c.Reservation.ID},
+		Content: content, IdempotencyKey: key,
+	})
+	if err != nil {
+		f.t.Fatalf("Send(%q) = %v", content, err)
+	}
+	return id
+}
+
+func (f *fixture) count(query string, args ...any) int {
+	f.t.Helper()
+	var n int
+	if err := f.db.Get(&n, query, args...); err != nil {
+		f.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// snapshot returns every row of every table of the schema, as text, by table. Tables added
+// later (attachments, ...) are included without changing this test.
+func (f *fixture) snapshot() map[string][]string {
+	f.t.Helper()
+	var tables []string
+	if err := f.db.Select(&tables, `
+		SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations'
+		ORDER BY table_name`); err != nil {
+		f.t.Fatal(err)
+	}
+	out := make(map[string][]string, len(tables))
+	for _, table := range tables {
+		var rows []string
+		if err := f.db.Select(&rows, `SELECT t::text FROM `+pq.QuoteIdentifier(table)+` t ORDER BY 1`); err != nil {
+			f.t.Fatal(err)
+		}
+		out[table] = rows
+	}
+	return out
+}
+
+func TestPurgeRemovesEverythingOfAnExpiredConversation(t *testing.T) {
+	// Retention as short as the guest's window, so that a record written in the last
+	// millisecond of the guest's window is under 24 hours old when its conversation expires.
+	w := messaging.Windows{GuestDays: 10, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 10}
+	f := newFixture(t, w)
+	x := f.reservation("X-EXPIRING", "2026-07-05") // stay end 2026-07-06, expires 2026-07-16
+	y := f.reservation("Y-LIVE", "2026-08-05")     // stay end 2026-08-06
+
+	var xMessages []uuid.UUID
+	xMessages = append(xMessages,
+		f.send(f.guest, x, "x question", "x-key-1"),
+		f.send(f.property, x, "x answer", "x-key-2"),
+		f.send(f.guest, x, "x thanks", ""))
+	f.send(f.guest, y, "y question", "y-old-key") // > 24 hours old at the purge: goes by age
+	f.send(f.property, y, "y answer", "")
+	if _, err := f.svc.Confirm(f.ctx, f.guest, xMessages[1:2]); err != nil { // one X queue row fewer
+		t.Fatal(err)
+	}
+
+	expiry := x.StayEnd.Add(10 * 24 * time.Hour)
+	f.clock.Set(expiry.Add(-time.Millisecond))
+	xMessages = append(xMessages, f.send(f.guest, x, "x last word", "x-key-late")) // fresh record
+	f.send(f.guest, y, "y fresh", "y-fresh-key")
+	f.send(f.property, y, "y fresh answer", "y-fresh-key")
+
+	// One millisecond before expiry nothing of X goes, and the property still reads it.
+	r, err := f.worker.RunOnce(f.ctx)
+	if err != nil || r.Conversations != 0 || r.Messages != 0 || r.IdempotencyKeys != 0 {
+		t.Fatalf("RunOnce before expiry = %+v, %v; want nothing of a conversation removed", r, err)
+	}
+	if r.StaleIdempotencyKeys != 3 { // x-key-1, x-key-2 and y-old-key are 12 days old
+		t.Errorf("stale idempotency records removed before expiry = %d, want 3", r.StaleIdempotencyKeys)
+	}
+	ref := messaging.ConversationRef{AccommodationID: f.accommodation, ReservationID: x.Reservation.ID}
+	if _, err := f.svc.Conversation(f.ctx, f.property, ref); err != nil {
+		t.Fatalf("property reads X 1 ms before expiry: %v", err)
+	}
+
+	// Everything that identifies X, to look for in every row of every table.
+	xIDs := []string{x.ID.String(), x.Reservation.ID, x.GuestParticipantID.String(), x.PropertyParticipantID.String(), "x-key-late"}
+	for _, id := range xMessages {
+		xIDs = append(xIDs, id.String())
+	}
+	var xSeqs pq.Int64Array
+	if err := f.db.Select(&xSeqs, `SELECT seq FROM messages WHERE conversation_id = $1`, x.ID); err != nil {
+		t.Fatal(err)
+	}
+	var xQueue []string
+	if err := f.db.Select(&xQueue, `SELECT d::text FROM deliveries d WHERE seq = ANY($1)`, xSeqs); err != nil {
+		t.Fatal(err)
+	}
+	if len(xSeqs) != 4 || len(xQueue) != 7 {
+		t.Fatalf("X has %d messages and %d queue rows, want 4 and 7", len(xSeqs), len(xQueue))
+	}
+	isX := func(table, row string) bool {
+		if table == "deliveries" {
+			return slices.Contains(xQueue, row)
+		}
+		return slices.ContainsFunc(xIDs, func(id string) bool { return strings.Contains(row, id) })
+	}
+	before := f.snapshot()
+	for _, table := range []string{"conversations", "messages", "deliveries", "idempotency_keys"} {
+		if !slices.ContainsFunc(before[table], func(row string) bool { return isX(table, row) }) {
+			t.Fatalf("table %s holds nothing of X before the purge; the test proves nothing", table)
+		}
+	}
+
+	f.clock.Set(expiry)
+	r, err = f.worker.RunOnce(f.ctx)
+	if err != nil {
+		t.Fatalf("RunOnce at expiry = %v", err)
+	}
+	want := purge.Report{Conversations: 1, Messages: 4, Deliveries: 7, IdempotencyKeys: 1}
+	if r.Conversations != want.Conversations || r.Messages != want.Messages || r.Deliveries != want.Deliveries ||
+		r.IdempotencyKeys != want.IdempotencyKeys || r.StaleIdempotencyKeys != 0 {
+		t.Errorf("RunOnce at expiry = %+v, want counts %+v", r, want)
+	}
+
+	// Nothing of X is left anywhere, and every other row is still there, unchanged.
+	after := f.snapshot()
+	for table, rows := range before {
+		var kept []string
+		for _, row := range rows {
+			if !isX(table, row) {
+				kept = append(kept, row)
+			}
+		}
+		if !slices.Equal(after[table], kept) {
+			t.Errorf("table %s after the purge:\n%q\nwant every row but X's:\n%q", table, after[table], kept)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM deliveries d WHERE NOT EXISTS (SELECT FROM messages m WHERE m.seq = d.seq)`); n != 0 {
+		t.Errorf("%d queue rows without their message", n)
+	}
+
+	// The neighbour works as before: its thread, its queue, its idempotency records.
+	view, err := f.svc.Conversation(f.ctx, f.property, messaging.ConversationRef{AccommodationID: f.accommodation, ReservationID: y.Reservation.ID})
+	if err != nil || len(view.Messages) != 4 {
+		t.Errorf("property reads Y after the purge: %d messages, %v; want 4", len(view.Messages), err)
+	}
+	page, err := f.svc.Latest(f.ctx, f.guest)
+	if err != nil || len(page) != 4 {
+		t.Errorf("guest's queue after the purge: %d messages, %v; want Y's 4", len(page), err)
+	}
+	if got := f.send(f.guest, y, "y fresh", "y-fresh-key"); !slices.ContainsFunc(view.Messages, func(m messaging.Message) bool { return m.ID == got }) {
+		t.Errorf("repeat of a fresh idempotent send made message %v, want the first one", got)
+	}
+	if _, err := f.svc.Conversation(f.ctx, f.property, ref); !errors.Is(err, messaging.ErrNotFound) {
+		t.Errorf("property reads X after the purge: %v, want ErrNotFound", err)
+	}
+}
+
+func TestPurgeDeletesInBoundedBatches(t *testing.T) {
+	f := newFixture(t, messaging.DefaultWindows)
+	f.worker.ConversationBatch, f.worker.RowBatch = 2, 3
+	var expired []messaging.Conversation
+	for _, id := range []string{"E1", "E2", "E3", "E4", "E5"} {
+		c := f.reservation(id, "2026-07-05")
+		for i := range 7 {
+			f.send(f.guest, c, "message "+string(rune('a'+i)), "")
+		}
+		expired = append(expired, c)
+	}
+	live := f.reservation("LIVE", "2026-07-06") // stay end one day later
+	f.send(f.guest, live, "still here", "")
+
+	f.clock.Set(expired[0].StayEnd.Add(365 * 24 * time.Hour))
+	r, err := f.worker.RunOnce(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Conversations != 5 || r.Messages != 35 || r.Deliveries != 70 {
+		t.Errorf("RunOnce = %+v, want 5 conversations, 35 messages, 70 queue rows", r)
+	}
+	// Rounds of 2, 2 and 1 conversations: 14 messages in batches of 3, 3, 3, 3, 2 (5 batches),
+	// one batch of keys, one of conversations; the same again; 7 messages in 3, 3, 1 plus the
+	// two; then one batch of stale keys: 7 + 7 + 5 + 1 transactions.
+	if r.LargestBatch != 3 || r.Batches != 20 {
+		t.Errorf("RunOnce ran %d batches of at most %d rows, want 20 of at most 3", r.Batches, r.LargestBatch)
+	}
+	if n := f.count(`SELECT count(*) FROM messages`); n != 1 {
+		t.Errorf("messages left = %d, want the live conversation's 1", n)
+	}
+	if n := f.count(`SELECT count(*) FROM deliveries`); n != 2 {
+		t.Errorf("queue rows left = %d, want the live conversation's 2", n)
+	}
+	if n := f.count(`SELECT count(*) FROM conversations`); n != 1 {
+		t.Errorf("conversations left = %d, want 1", n)
+	}
+}
+
+func TestPurgeRunsOnOneReplicaAtATime(t *testing.T) {
+	f := newFixture(t, messaging.DefaultWindows)
+	c := f.reservation("E1", "2026-07-05")
+	f.send(f.guest, c, "hello", "")
+	f.clock.Set(c.StayEnd.Add(365 * 24 * time.Hour))
+
+	release, ok, err := f.store.TryPurgeLock(f.ctx) // another replica's pass
+	if err != nil || !ok {
+		t.Fatalf("TryPurgeLock = %v, %v", ok, err)
+	}
+	r, err := f.worker.RunOnce(f.ctx)
+	if err != nil || !r.Skipped || r.Messages != 0 {
+		t.Errorf("RunOnce while another replica purges = %+v, %v; want skipped", r, err)
+	}
+	if n := f.count(`SELECT count(*) FROM messages`); n != 1 {
+		t.Errorf("messages = %d while the other replica holds the lock, want 1", n)
+	}
+	release()
+	if r, err := f.worker.RunOnce(f.ctx); err != nil || r.Skipped || r.Messages != 1 {
+		t.Errorf("RunOnce after the lock is released = %+v, %v; want 1 message removed", r, err)
+	}
+}
+
+func TestIdempotencyRecordsAreKept24Hours(t *testing.T) {
+	f := newFixture(t, messaging.DefaultWindows)
+	c := f.reservation("R1", "2026-08-05")
+	created := f.clock.Now()
+	first := f.send(f.guest, c, "hello", "k1")
+
+	f.clock.Set(created.Add(24 * time.Hour))
+	if r, err := f.worker.RunOnce(f.ctx); err != nil || r.StaleIdempotencyKeys != 0 {
+		t.Fatalf("RunOnce 24 hours after = %+v, %v; want the record kept", r, err)
+	}
+	if again := f.send(f.guest, c, "hello", "k1"); again != first {
+		t.Errorf("repeat 24 hours after = %v, want the first message %v", again, first)
+	}
+	f.clock.Set(created.Add(24*time.Hour + time.Millisecond))
+	if r, err := f.worker.RunOnce(f.ctx); err != nil || r.StaleIdempotencyKeys != 1 {
+		t.Fatalf("RunOnce 24 hours and 1 ms after = %+v, %v; want the record removed", r, err)
+	}
+	if again := f.send(f.guest, c, "hello", "k1"); again == first {
+		t.Errorf("repeat after the record was purged = the first message, want a new one")
+	}
+}
