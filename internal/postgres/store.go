@@ -113,6 +113,12 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return translate(tx.Commit())
 }
 
+// Unreachable reports whether err means that the database cannot be reached now (down,
+// starting up, refusing connections, or too slow), which retrying may cure.
+func Unreachable(err error) bool {
+	return errors.Is(translate(err), messaging.ErrUnavailable)
+}
+
 // translate turns database errors into the domain's vocabulary, once, for every method.
 func translate(err error) error {
 	var pqErr *pq.Error
