@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/guestmsg/messaging/api"
@@ -123,21 +124,36 @@ func (r *recordingStore) Confirm(ctx context.Context, partnerID int64, readableA
 // snapshot is a digest of every table's content: equal snapshots mean nothing was written.
 func (e *env) snapshot() map[string]string {
 	e.t.Helper()
-	var tables []string
-	if err := e.db.Select(&tables, `
+	return digest(e.t, e.db, tables(e.t, e.db))
+}
+
+// tables lists the service's tables.
+func tables(t testing.TB, db *sqlx.DB) []string {
+	t.Helper()
+	var names []string
+	if err := db.Select(&names, `
 SELECT table_name FROM information_schema.tables
 WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations'
 ORDER BY table_name`); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	out := make(map[string]string, len(tables))
-	for _, t := range tables {
-		var digest string
-		q := `SELECT count(*) || ':' || COALESCE(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM ` + pq.QuoteIdentifier(t) + ` t`
-		if err := e.db.Get(&digest, q); err != nil {
-			e.t.Fatal(err)
-		}
-		out[t] = digest
+	return names
+}
+
+// digest returns each table's row count and a hash of its rows, in one query.
+func digest(t testing.TB, db *sqlx.DB, tables []string) map[string]string {
+	t.Helper()
+	parts := make([]string, len(tables))
+	for i, name := range tables {
+		parts[i] = `SELECT ` + pq.QuoteLiteral(name) + ` AS name, count(*) || ':' || COALESCE(md5(string_agg(t::text, ',' ORDER BY t::text)), '') AS digest FROM ` + pq.QuoteIdentifier(name) + ` t`
+	}
+	var rows []struct{ Name, Digest string }
+	if err := db.Select(&rows, strings.Join(parts, " UNION ALL ")); err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string, len(rows))
+	for _, r := range rows {
+		out[r.Name] = r.Digest
 	}
 	return out
 }
