@@ -104,7 +104,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		if err := migrateWithRetry(ctx, cfg.DatabaseURL, log); err != nil {
 			return err
 		}
-		pool, err := postgres.Open(cfg.DatabaseURL, cfg.DBMaxConns)
+		// Every database call of a request ends by REQUEST_TIMEOUT through its context; the I/O
+		// timeout catches a database that does not answer the cancellation either. No statement
+		// of a request waits longer than REQUEST_TIMEOUT anyway, so it cuts nothing that could
+		// have succeeded. Worst case, against a database that answers nothing at all: twice
+		// REQUEST_TIMEOUT (lib/pq waits for the cancel request it sends at the deadline).
+		pool, err := postgres.OpenWithIOTimeout(cfg.DatabaseURL, cfg.DBMaxConns, cfg.RequestTimeout)
 		if err != nil {
 			return err
 		}
