@@ -1,10 +1,15 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/lib/pq"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/ratelimit"
@@ -55,5 +60,31 @@ func TestRateLimitPerPartner(t *testing.T) {
 		t.Errorf("POST /messages/latest right after = %d, want 429", a.status)
 	} else if got, _ := strconv.Atoi(a.header.Get("Retry-After")); got < 1 || got > 12 {
 		t.Errorf("Retry-After = %q, want 1 to 12 seconds", a.header.Get("Retry-After"))
+	}
+}
+
+// TestKeysAreStoredOnlyAsHashes looks for an API key's secret, as text or as bytes (bytea shows
+// as hex), in every row of every table: only its SHA-256 is there.
+func TestKeysAreStoredOnlyAsHashes(t *testing.T) {
+	e := newEnv(t)
+	c := e.partner("guest")
+	var stored [][]byte
+	if err := e.db.Select(&stored, `SELECT secret_hash FROM api_keys WHERE affiliate_id = $1`, c.AffiliateID); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256([]byte(c.APIKey))
+	if len(stored) != 1 || !bytes.Equal(stored[0], want[:]) {
+		t.Errorf("api_keys.secret_hash = %x, want the SHA-256 of the secret %x", stored, want)
+	}
+	secret := strings.TrimPrefix(c.APIKey, "gmk_")
+	for _, table := range tables(t, e.db) {
+		var n int
+		q := `SELECT count(*) FROM ` + pq.QuoteIdentifier(table) + ` t WHERE strpos(t::text, $1) > 0 OR strpos(t::text, encode(convert_to($1, 'UTF8'), 'hex')) > 0`
+		if err := e.db.Get(&n, q, secret); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("table %s holds the key's secret in %d rows", table, n)
+		}
 	}
 }
