@@ -12,7 +12,7 @@ PG_DB ?= messaging
 
 LOCALPG := bash scripts/localpg.sh
 
-.PHONY: help run test bench-purge build db-stop db-reset fmt vet
+.PHONY: help run test fuzz bench-purge build db-stop db-reset fmt vet
 
 help: ## List the targets.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-9s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -34,6 +34,21 @@ test: ## Run go vet and all tests against a throwaway PostgreSQL cluster.
 	export TEST_DATABASE_URL; \
 	go vet ./...; \
 	go test -count=1 ./...
+
+# Each fuzz target of internal/httpapi runs for FUZZTIME against a throwaway cluster; `go test
+# -fuzz` takes one target at a time. Inputs that fail are saved under testdata/fuzz, where every
+# `make test` replays them.
+FUZZTIME ?= 5s
+fuzz: ## Run every fuzz target for FUZZTIME (default 5s) against a throwaway PostgreSQL cluster.
+	@dir=$$(mktemp -d); \
+	trap '$(LOCALPG) stop "$$dir" || true; rm -rf "$$dir"' EXIT; \
+	port=$$($(LOCALPG) freeport); \
+	TEST_DATABASE_URL=$$(LOCALPG_FAST=1 $(LOCALPG) start "$$dir" "$$port"); \
+	export TEST_DATABASE_URL; \
+	for target in $$(go test ./internal/httpapi -list '^Fuzz' | grep '^Fuzz'); do \
+		go test ./internal/httpapi -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) 2>&1 | tee "$$dir/fuzz.log"; \
+		echo "make fuzz: $$target: $$(grep -o 'execs: [0-9]*' "$$dir/fuzz.log" | tail -n 1) in $(FUZZTIME)"; \
+	done
 
 # Not part of `make test`: seeds PURGE_BENCH_MESSAGES expired messages (default 1,000,000) with
 # SQL and measures one purge pass while live sends and polls run, on a crash-safe cluster.

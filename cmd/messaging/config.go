@@ -24,6 +24,12 @@ type Config struct {
 	DBMaxConns         int
 	RequestTimeout     time.Duration
 	ShutdownTimeout    time.Duration
+	// Server timeouts against slow or idle clients, and the request header limit.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
 }
 
 // loadConfig reads the environment through getenv, applies the defaults, and reports every
@@ -74,6 +80,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DBMaxConns:         integer("DB_MAX_CONNS", 16, 1),
 		RequestTimeout:     duration("REQUEST_TIMEOUT", 10*time.Second),
 		ShutdownTimeout:    duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+		ReadHeaderTimeout:  duration("READ_HEADER_TIMEOUT", 5*time.Second),
+		ReadTimeout:        duration("READ_TIMEOUT", 30*time.Second),
+		WriteTimeout:       duration("WRITE_TIMEOUT", 30*time.Second),
+		IdleTimeout:        duration("IDLE_TIMEOUT", 120*time.Second),
+		MaxHeaderBytes:     integer("MAX_HEADER_BYTES", 64<<10, 1024),
 	}
 	c.Attachments = attachmentPolicy(getenv, c.MaxBodyBytes, &errs)
 	if c.DatabaseURL == "" {
@@ -81,6 +92,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("ADMIN_TOKEN: use at least 16 characters"))
+	}
+	if c.WriteTimeout > 0 && c.RequestTimeout >= c.WriteTimeout {
+		errs = append(errs, errors.New("REQUEST_TIMEOUT: must be shorter than WRITE_TIMEOUT, or answers are cut off"))
 	}
 	if c.Windows.RetentionDays < c.Windows.GuestDays {
 		errs = append(errs, errors.New("RETENTION_DAYS: must not be shorter than GUEST_WINDOW_DAYS"))
@@ -96,7 +110,10 @@ func (c Config) logFields() []any {
 		"property_reply_days", c.Windows.PropertyReplyDays, "retention_days", c.Windows.RetentionDays,
 		"purge_interval", c.PurgeInterval.String(), "max_body_bytes", c.MaxBodyBytes,
 		"rate_limit_per_minute", c.RateLimitPerMinute, "db_max_conns", c.DBMaxConns,
-		"request_timeout", c.RequestTimeout.String(),
+		"request_timeout", c.RequestTimeout.String(), "shutdown_timeout", c.ShutdownTimeout.String(),
+		"read_header_timeout", c.ReadHeaderTimeout.String(), "read_timeout", c.ReadTimeout.String(),
+		"write_timeout", c.WriteTimeout.String(), "idle_timeout", c.IdleTimeout.String(),
+		"max_header_bytes", c.MaxHeaderBytes,
 		"attachment_types", strings.Join(c.Attachments.Types, ","), "attachment_max_bytes", c.Attachments.MaxBytes,
 	}
 }

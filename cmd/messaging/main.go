@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/postgres"
 	"github.com/guestmsg/messaging/internal/purge"
+	"github.com/guestmsg/messaging/internal/ratelimit"
 )
 
 func main() {
@@ -72,81 +74,117 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
+// serve runs the HTTP API until ctx is cancelled, then finishes in-flight requests. It listens
+// at once: until the database has been reached and migrated, /healthz answers 200 and every
+// other request 503 unavailable, and it keeps trying to reach the database (a database that is
+// down is waited for; only an error retrying cannot fix, such as a failed migration, ends it).
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("starting", cfg.logFields()...)
-	if err := migrateWithRetry(ctx, cfg.DatabaseURL, log); err != nil {
-		return err
-	}
-	pool, err := postgres.Open(cfg.DatabaseURL, cfg.DBMaxConns)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	store := postgres.New(ctx, pool)
-	defer store.Close()
-	svc := messaging.NewService(store, cfg.Windows, time.Now, messaging.WithAttachmentPolicy(cfg.Attachments))
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler := httpapi.New(svc, store, log, httpapi.Config{
-		AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, DBTimeout: cfg.RequestTimeout,
-	}, reg)
-	srv := &http.Server{
-		Addr:              cfg.ListenAddr,
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return err
+	}
+	var app atomic.Pointer[httpapi.Server]
+	starting := httpapi.NewStarting(log)
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h := app.Load(); h != nil {
+				h.ServeHTTP(w, r)
+				return
+			}
+			starting.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("listening", "addr", ln.Addr().String())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	// The purge stops with the server: a batch in flight is cancelled and rolled back.
-	purgeCtx, stopPurge := context.WithCancel(ctx)
-	purged := make(chan struct{})
-	go func() {
-		defer close(purged)
-		purge.New(store, cfg.Windows, time.Now, log.With("component", "purge")).Run(purgeCtx, cfg.PurgeInterval)
-	}()
-	defer func() { stopPurge(); <-purged }()
+	err = func() error {
+		if err := migrateWithRetry(ctx, cfg.DatabaseURL, log); err != nil {
+			return err
+		}
+		// Every database call of a request ends by REQUEST_TIMEOUT through its context; the I/O
+		// timeout catches a database that does not answer the cancellation either. No statement
+		// of a request waits longer than REQUEST_TIMEOUT anyway, so it cuts nothing that could
+		// have succeeded. Worst case, against a database that answers nothing at all: twice
+		// REQUEST_TIMEOUT (lib/pq waits for the cancel request it sends at the deadline).
+		pool, err := postgres.OpenWithIOTimeout(cfg.DatabaseURL, cfg.DBMaxConns, cfg.RequestTimeout)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		store := postgres.New(ctx, pool)
+		defer store.Close()
+		svc := messaging.NewService(store, cfg.Windows, time.Now, messaging.WithAttachmentPolicy(cfg.Attachments))
 
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		app.Store(httpapi.New(svc, store, log, httpapi.Config{
+			AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, DBTimeout: cfg.RequestTimeout,
+			RateLimit: ratelimit.New(cfg.RateLimitPerMinute, ratelimit.DefaultMaxKeys, time.Now),
+		}, reg))
+		log.Info("ready")
+
+		// The purge stops with the server: a batch in flight is cancelled and rolled back.
+		purged := make(chan struct{})
+		go func() {
+			defer close(purged)
+			purge.New(store, cfg.Windows, time.Now, log.With("component", "purge")).Run(ctx, cfg.PurgeInterval)
+		}()
+		defer func() { <-purged }()
+
+		select {
+		case err := <-served:
+			return err
+		case <-ctx.Done():
+		}
+		// The pool and the store stay open until the in-flight requests are done.
+		return shutdown(srv, cfg.ShutdownTimeout, log)
+	}()
+	if app.Load() == nil { // ended while starting
+		if errors.Is(err, context.Canceled) {
+			err = nil
+		}
+		return errors.Join(err, shutdown(srv, cfg.ShutdownTimeout, log))
 	}
+	return err
+}
+
+// shutdown stops accepting connections and waits up to timeout for in-flight requests.
+func shutdown(srv *http.Server, timeout time.Duration, log *slog.Logger) error {
 	log.Info("shutting down: finishing in-flight requests")
-	stopPurge()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	if err := srv.Shutdown(ctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
 	return nil
 }
 
-// migrateWithRetry applies pending migrations, waiting for a database that is still starting.
+// migrateWithRetry applies pending migrations, waiting as long as it takes for a database that
+// cannot be reached (down, starting, or refusing connections), with backoff up to 5 s. Other
+// errors end it at once. Errors: ctx's error when it is cancelled while waiting.
 func migrateWithRetry(ctx context.Context, dsn string, log *slog.Logger) error {
+	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := db.Migrate(dsn)
-		if err == nil || attempt == 30 {
+		if err == nil || !postgres.Unreachable(err) {
 			return err
 		}
-		log.Warn("database not ready for migrations; retrying", "attempt", attempt, "error", err.Error())
+		log.Warn("database unreachable; retrying", "attempt", attempt, "retry_in", wait.String(), "error", err.Error())
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, 5*time.Second)
 	}
 }
 
@@ -177,20 +215,6 @@ func migrateCommand(cfg Config, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "version %d dirty %t\n", v, dirty)
 	return nil
-}
-
-// purgeCommand runs one retention pass; the pass logs what it removed. It does not migrate: a
-// schema it does not know is an error, not something to change behind the operator's back.
-func purgeCommand(ctx context.Context, cfg Config, log *slog.Logger) error {
-	pool, err := postgres.Open(cfg.DatabaseURL, 2) // the lock's connection and the batches'
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	store := postgres.New(ctx, pool)
-	defer store.Close()
-	_, err = purge.New(store, cfg.Windows, time.Now, log).RunOnce(ctx)
-	return err
 }
 
 // bootstrap creates a partner and one API key for it and prints both, so an operator can start
@@ -242,4 +266,18 @@ func maskDSN(dsn string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.Redacted()
+}
+
+// purgeCommand runs one retention pass; the pass logs what it removed. It does not migrate: a
+// schema it does not know is an error, not something to change behind the operator's back.
+func purgeCommand(ctx context.Context, cfg Config, log *slog.Logger) error {
+	pool, err := postgres.Open(cfg.DatabaseURL, 2) // the lock's connection and the batches'
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := postgres.New(ctx, pool)
+	defer store.Close()
+	_, err = purge.New(store, cfg.Windows, time.Now, log).RunOnce(ctx)
+	return err
 }

@@ -22,8 +22,6 @@ import (
 	"github.com/guestmsg/messaging/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
-
 // TestUploadMemory measures the peak resident memory (VmHWM) of the built server while it takes
 // concurrent uploads of the maximum size, and then as many concurrent downloads of them. It is a
 // measurement, not a unit test: it runs only with ATTACHMENT_MEMORY_TEST=1, e.g.

@@ -22,6 +22,7 @@ import (
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
 	"github.com/guestmsg/messaging/internal/postgres"
+	"github.com/guestmsg/messaging/internal/ratelimit"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -50,7 +51,7 @@ func (c *clock) Set(t time.Time) {
 // env is one test's service: a fresh migrated database, the real store and service, and the
 // real Echo server behind httptest.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	db    *sqlx.DB
 	clock *clock
@@ -61,11 +62,23 @@ type env struct {
 // start is the clock's initial instant: a weekday in 2026, well inside every window below.
 var start = time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	return newEnvWith(t, messaging.DefaultWindows)
 }
 
-func newEnvWith(t *testing.T, w messaging.Windows, opts ...messaging.Option) *env {
+func newEnvWith(t testing.TB, w messaging.Windows, opts ...messaging.Option) *env {
+	return newEnvOpts(t, envOptions{windows: w, service: opts})
+}
+
+// envOptions vary a test environment.
+type envOptions struct {
+	windows   messaging.Windows
+	service   []messaging.Option                            // options of the service
+	rateLimit func(now func() time.Time) *ratelimit.Limiter // nil: no rate limit
+	wrapStore func(messaging.Store) messaging.Store         // nil: the store as it is
+}
+
+func newEnvOpts(t testing.TB, o envOptions) *env {
 	t.Helper()
 	pool, err := postgres.Open(pgtest.DSN(t), 16)
 	if err != nil {
@@ -74,10 +87,16 @@ func newEnvWith(t *testing.T, w messaging.Windows, opts ...messaging.Option) *en
 	t.Cleanup(func() { pool.Close() })
 	store := postgres.New(context.Background(), pool)
 	c := &clock{now: start}
-	svc := messaging.NewService(store, w, c.Now, opts...)
-	h := httpapi.New(svc, store, slog.New(slog.NewTextHandler(io.Discard, nil)), httpapi.Config{
-		AdminToken: adminToken, MaxBodyBytes: 2 << 20, DBTimeout: 10 * time.Second,
-	}, prometheus.NewRegistry())
+	var svcStore messaging.Store = store
+	if o.wrapStore != nil {
+		svcStore = o.wrapStore(store)
+	}
+	svc := messaging.NewService(svcStore, o.windows, c.Now, o.service...)
+	cfg := httpapi.Config{AdminToken: adminToken, MaxBodyBytes: 2 << 20, DBTimeout: 10 * time.Second}
+	if o.rateLimit != nil {
+		cfg.RateLimit = o.rateLimit(c.Now)
+	}
+	h := httpapi.New(svc, store, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, prometheus.NewRegistry())
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e := &env{t: t, url: srv.URL, db: pool, clock: c, admin: &api.AdminClient{BaseURL: srv.URL, Token: adminToken}}
@@ -164,7 +183,7 @@ type answer struct {
 }
 
 // json decodes the answer body into a generic value.
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var v map[string]any
 	if err := json.Unmarshal(a.body, &v); err != nil {
@@ -174,7 +193,7 @@ func (a answer) json(t *testing.T) map[string]any {
 }
 
 // errorID returns the first error id of an error envelope, checking the envelope's shape.
-func (a answer) errorID(t *testing.T) string {
+func (a answer) errorID(t testing.TB) string {
 	t.Helper()
 	var env api.ErrorResponse
 	if err := json.Unmarshal(a.body, &env); err != nil || len(env.Errors) == 0 || env.RequestID == "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -31,6 +32,13 @@ var (
 	errBadMethod     = &requestError{http.StatusMethodNotAllowed, api.ErrMethodNotAllowed, "Method not allowed."}
 )
 
+// rateLimitedError is a partner over its request budget.
+type rateLimitedError struct {
+	retryAfter int // seconds until the next request is allowed
+}
+
+func (e *rateLimitedError) Error() string { return "rate limited" }
+
 // fieldErrors are all the field problems of one request, reported together.
 type fieldErrors []error
 
@@ -48,6 +56,7 @@ func problem(err error) (int, []api.ErrorItem) {
 		windowErr *messaging.WindowClosedError
 		fields    fieldErrors
 		httpErr   *echo.HTTPError
+		limited   *rateLimitedError
 	)
 	switch {
 	case errors.As(err, &fields):
@@ -71,6 +80,8 @@ func problem(err error) (int, []api.ErrorItem) {
 		return http.StatusBadRequest, item(api.ErrInvalidParameter, fmt.Sprintf("Parameter '%s' is invalid.", valErr.Field))
 	case errors.As(err, &reqErr):
 		return reqErr.status, item(reqErr.id, reqErr.message)
+	case errors.As(err, &limited):
+		return http.StatusTooManyRequests, item(api.ErrRateLimited, "Too many requests; retry after the time in Retry-After.")
 	case errors.As(err, &windowErr):
 		return http.StatusConflict, item(api.ErrWindowClosed,
 			"The send window of this conversation closed at "+windowErr.ClosedAt.UTC().Format(api.TimeFormat)+".")
@@ -120,6 +131,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch status {
 	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", retryAfterUnavailable)
+	case http.StatusTooManyRequests:
+		var limited *rateLimitedError
+		if errors.As(err, &limited) {
+			h.Set("Retry-After", strconv.Itoa(limited.retryAfter))
+		}
 	case http.StatusInternalServerError:
 		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "internal error",
 			slog.String("request_id", requestID(c)), slog.String("error", err.Error()))

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/guestmsg/messaging/internal/messaging"
+	"github.com/guestmsg/messaging/internal/ratelimit"
 )
 
 // Config is what the HTTP layer needs to know.
@@ -25,6 +26,8 @@ type Config struct {
 	AdminToken   string        // empty: the admin API answers 404 to everything
 	MaxBodyBytes int64         // request body limit
 	DBTimeout    time.Duration // deadline of a request's database work
+	// RateLimit is the per-partner request budget, applied after authentication; nil: none.
+	RateLimit *ratelimit.Limiter
 }
 
 // Pinger reports whether the database answers.
@@ -171,7 +174,7 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 var errPanic = &requestError{http.StatusInternalServerError, "internal_error", "Internal server error."}
 
 // authenticate admits a partner request carrying "Authorization: Bearer <key>" and the key's
-// partner in X-Affiliate-Id.
+// partner in X-Affiliate-Id, within the partner's request budget.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		key, ok := bearer(c.Request())
@@ -188,6 +191,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxPartner, p)
+		if ok, retryAfter := s.cfg.RateLimit.Allow(p.AffiliateID); !ok {
+			return &rateLimitedError{retryAfter: retryAfter}
+		}
 		return next(c)
 	}
 }

@@ -22,14 +22,73 @@ import (
 // Open connects to PostgreSQL with a pool of at most maxConns connections, all of which are
 // kept open when idle: letting idle connections close churns them under moderate load.
 func Open(dsn string, maxConns int) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", dsn)
+	return OpenWithIOTimeout(dsn, maxConns, 0)
+}
+
+// OpenWithIOTimeout is Open where, when ioTimeout is positive, every wait for the server on a
+// connection (each read or write) ends with an error after ioTimeout. Contexts alone do not
+// bound a call: on cancellation lib/pq asks the server to cancel the query and keeps waiting
+// for its answer, which a frozen server, or one the network cut off without closing the
+// connection, never sends. The connection is then discarded and the call fails with
+// messaging.ErrUnavailable. ioTimeout must exceed the longest statement the pool runs.
+func OpenWithIOTimeout(dsn string, maxConns int, ioTimeout time.Duration) (*sqlx.DB, error) {
+	connector, err := pq.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if ioTimeout > 0 {
+		connector.Dialer(boundedDialer{timeout: ioTimeout})
+	}
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(10 * time.Minute)
 	return db, nil
+}
+
+// boundedDialer makes connections whose every read and write must complete within timeout.
+type boundedDialer struct {
+	net     net.Dialer
+	timeout time.Duration
+}
+
+func (d boundedDialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+func (d boundedDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return d.DialContext(ctx, network, address)
+}
+
+func (d boundedDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := d.net.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return boundedConn{Conn: c, timeout: d.timeout}, nil
+}
+
+// boundedConn sets a deadline before each read and write. An idle pooled connection does
+// neither, so only a wait for the server can time out.
+type boundedConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c boundedConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+func (c boundedConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
 }
 
 // Store implements messaging.Store. The statements of the hot paths (auth, send, latest,
@@ -111,6 +170,12 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		return translate(err)
 	}
 	return translate(tx.Commit())
+}
+
+// Unreachable reports whether err means that the database cannot be reached now (down,
+// starting up, refusing connections, or too slow), which retrying may cure.
+func Unreachable(err error) bool {
+	return errors.Is(translate(err), messaging.ErrUnavailable)
 }
 
 // translate turns database errors into the domain's vocabulary, once, for every method.

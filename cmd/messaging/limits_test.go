@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/guestmsg/messaging/api"
+	"github.com/guestmsg/messaging/internal/pgtest"
+)
+
+// closedWithin reads from c until the server ends the connection and reports how long that took,
+// or fails after limit. While waiting it sends trickle every 100 ms (when not empty).
+func closedWithin(t *testing.T, c net.Conn, trickle string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.SetReadDeadline(time.Now().Add(limit))
+		io.Copy(io.Discard, c)
+	}()
+	for {
+		select {
+		case <-done:
+			took := time.Since(start)
+			if took >= limit {
+				t.Errorf("the server kept the connection open for %v", took)
+			}
+			return took
+		case <-time.After(100 * time.Millisecond):
+			if trickle != "" {
+				c.Write([]byte(trickle))
+			}
+		}
+	}
+}
+
+// TestSlowClientsAndLargeHeaders holds the server's limits against slow or idle clients and
+// oversized headers, with short configured timeouts.
+func TestSlowClientsAndLargeHeaders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the binary")
+	}
+	bin := buildBinary(t)
+	svc := startService(t, bin, "", "DATABASE_URL="+pgtest.DSN(t),
+		"READ_HEADER_TIMEOUT=500ms", "READ_TIMEOUT=1s", "IDLE_TIMEOUT=1s", "MAX_HEADER_BYTES=4096")
+	svc.waitReady(30 * time.Second)
+	st := newSetup(t, svc, 1)
+
+	t.Run("headers that never end", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				c, err := net.Dial("tcp", svc.addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close()
+				fmt.Fprintf(c, "POST /messages/latest HTTP/1.1\r\nHost: x\r\n")
+				if took := closedWithin(t, c, "X-Slow: 1\r\n", 5*time.Second); took > 2500*time.Millisecond {
+					t.Errorf("a slowloris connection lasted %v with READ_HEADER_TIMEOUT=500ms", took)
+				}
+			})
+		}
+		// Meanwhile the service answers others.
+		time.Sleep(200 * time.Millisecond)
+		if got := svc.status(http.MethodGet, "/healthz"); got != http.StatusOK {
+			t.Errorf("GET /healthz during the slowloris = %d", got)
+		}
+		wg.Wait()
+	})
+
+	t.Run("a body that never ends", func(t *testing.T) {
+		c, err := net.Dial("tcp", svc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /messages/send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nX-Affiliate-Id: %d\r\n"+
+			"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", st.guest.APIKey, st.guest.AffiliateID)
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		go func() { // trickle the body
+			for i := 0; i < 50; i++ {
+				if _, err := c.Write([]byte(" ")); err != nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		took := time.Since(start)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode >= 500 {
+				t.Errorf("a body cut by READ_TIMEOUT = %d, want a 4xx or a closed connection", resp.StatusCode)
+			}
+		}
+		if took > 3*time.Second {
+			t.Errorf("a trickled body held the request for %v with READ_TIMEOUT=1s", took)
+		}
+	})
+
+	t.Run("idle keep-alive connection", func(t *testing.T) {
+		c, err := net.Dial("tcp", svc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /healthz = %v, %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if took := closedWithin(t, c, "", 5*time.Second); took > 2500*time.Millisecond {
+			t.Errorf("an idle connection lasted %v with IDLE_TIMEOUT=1s", took)
+		}
+	})
+
+	t.Run("headers over the limit", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, svc.url+"/messages/latest", nil)
+		req.Header.Set("X-Big", strings.Repeat("x", 16<<10))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("16 KiB of headers with MAX_HEADER_BYTES=4096 = %d, want 431", resp.StatusCode)
+		}
+	})
+}
+
+// TestLogsHoldNoSecretsOrContent captures the JSON logs of a session that exercises the API and
+// checks that no credential, password or message content reaches them.
+func TestLogsHoldNoSecretsOrContent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the binary")
+	}
+	bin := buildBinary(t)
+	u, err := url.Parse(pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dbPassword = "db-password-7f3a9c" // the test cluster trusts local connections and ignores it
+	u.User = url.UserPassword(u.User.Username(), dbPassword)
+	svc := startService(t, bin, "", "DATABASE_URL="+u.String())
+	svc.waitReady(30 * time.Second)
+	st := newSetup(t, svc, 1)
+	ctx := context.Background()
+
+	secrets := []string{testAdminToken, st.guest.APIKey, st.property.APIKey, dbPassword}
+	content := "private note 5d1e: door code 4711"
+	secrets = append(secrets, content, "door code")
+	d, err := st.guest.Send(ctx, api.SendRequest{Accommodation: st.accommodation, Reservation: st.reservations[0], Content: content}, "idem-key-2b8e")
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if _, err := st.property.Latest(ctx); err != nil {
+		t.Fatalf("Latest: %v", err)
+	}
+	if _, err := st.property.Confirm(ctx, []string{d.Message}); err != nil {
+		t.Fatalf("Confirm: %v", err)
+	}
+	if _, err := st.guest.Conversation(ctx, api.ConversationRequest{Accommodation: st.accommodation, Reservation: st.reservations[0]}); err != nil {
+		t.Fatalf("Conversation: %v", err)
+	}
+	// Refused and malformed requests carrying secrets.
+	wrongKey := "gmk_wrong-key-e4c1"
+	badBody := `{"accommodation": "x", "content": "bad body 9a7c"}`
+	secrets = append(secrets, wrongKey, "bad body 9a7c", "query-secret-0d2f")
+	for _, r := range []struct {
+		method, path, auth, body string
+	}{
+		{http.MethodPost, "/messages/latest", "Bearer " + wrongKey, ""},
+		{http.MethodPost, "/messages/send", "Bearer " + st.guest.APIKey, badBody},
+		{http.MethodPost, "/messages/send", "Bearer " + st.guest.APIKey, `{"content": "` + strings.Repeat("y", 3<<20) + `"}`},
+		{http.MethodGet, "/messages/nope?token=query-secret-0d2f", "Bearer " + st.guest.APIKey, ""},
+		{http.MethodPost, "/admin/partners", "Bearer " + wrongKey, `{"kind": "guest", "name": "x"}`},
+	} {
+		req, _ := http.NewRequest(r.method, svc.url+r.path, bytes.NewReader([]byte(r.body)))
+		req.Header.Set("Authorization", r.auth)
+		req.Header.Set("X-Affiliate-Id", fmt.Sprint(st.guest.AffiliateID))
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	svc.signal(syscall.SIGTERM)
+	if err := svc.wait(30 * time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+
+	logs := svc.logs.String()
+	requests := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line is not JSON: %s", line)
+			continue
+		}
+		if rec["msg"] == "request" {
+			requests++
+			for _, k := range []string{"request_id", "route", "status", "duration_ms"} {
+				if _, ok := rec[k]; !ok {
+					t.Errorf("request log line without %s: %s", k, line)
+				}
+			}
+		}
+	}
+	if requests < 10 {
+		t.Errorf("%d request log lines, want one per request", requests)
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("the logs contain %q", s)
+		}
+	}
+}

@@ -1,0 +1,24 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// NewStarting returns the handler of a service that cannot serve yet because it has not
+// reached and migrated its database: GET /healthz answers 200 (the process is up) and every
+// other request 503 unavailable with Retry-After, in the error envelope.
+func NewStarting(log *slog.Logger) http.Handler {
+	s := &Server{echo: echo.New(), log: log}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Pre(s.requestID)
+	e.GET("/healthz", s.healthz)
+	e.Any("/*", func(echo.Context) error { return messaging.ErrUnavailable })
+	return s
+}

@@ -1,0 +1,29 @@
+package httpapi_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/guestmsg/messaging/internal/httpapi"
+)
+
+func TestStartingServiceAnswersUnavailable(t *testing.T) {
+	srv := httptest.NewServer(httpapi.NewStarting(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, url: srv.URL}
+	if a := e.raw(http.MethodGet, "/healthz", nil, ""); a.status != http.StatusOK {
+		t.Errorf("GET /healthz while starting = %d %s, want 200", a.status, a.body)
+	}
+	for _, r := range []struct{ method, path string }{
+		{http.MethodGet, "/readyz"}, {http.MethodPost, "/messages/send"}, {http.MethodPost, "/3.2/messages/latest"},
+		{http.MethodPut, "/admin/reservations/1"},
+	} {
+		a := e.raw(r.method, r.path, map[string]string{"Content-Type": "application/json"}, "{}")
+		if a.status != http.StatusServiceUnavailable || a.errorID(t) != "unavailable" || a.header.Get("Retry-After") == "" {
+			t.Errorf("%s %s while starting = %d %v %s, want 503 unavailable with Retry-After", r.method, r.path, a.status, a.header, a.body)
+		}
+	}
+}
