@@ -16,7 +16,6 @@ import (
 
 	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/messaging"
-	"github.com/guestmsg/messaging/internal/postgres"
 )
 
 // tinyPNG is a real 1×1 PNG image.
@@ -466,15 +465,9 @@ func TestOrphanAttachmentsArePurged(t *testing.T) {
 	e := newEnv(t)
 	th := e.thread()
 	ctx := context.Background()
-	// The purge pass runs on its own service; it shares the database and the clock.
-	svc := messaging.NewService(postgres.New(ctx, e.db), messaging.DefaultWindows, e.clock.Now)
-	purge := func() int64 {
+	purge := func() int {
 		t.Helper()
-		n, err := svc.PurgeOrphanAttachments(ctx)
-		if err != nil {
-			t.Fatalf("PurgeOrphanAttachments() = %v", err)
-		}
-		return n
+		return e.purge().OrphanAttachments
 	}
 
 	kept := th.upload(t, th.guest, "kept.png", "image/png", tinyPNG)
@@ -518,7 +511,7 @@ func TestOrphanAttachmentsArePurged(t *testing.T) {
 	}
 }
 
-func TestAttachmentsGoWithTheirConversation(t *testing.T) {
+func TestAttachmentsArePurgedWithTheirConversation(t *testing.T) {
 	e := newEnv(t)
 	th, other := e.thread(), e.thread()
 	th.upload(t, th.guest, "a.png", "image/png", tinyPNG)
@@ -527,17 +520,11 @@ func TestAttachmentsGoWithTheirConversation(t *testing.T) {
 	if _, err := th.guest.Send(context.Background(), api.SendRequest{Accommodation: th.accommodation, Conversation: th.conversation, Content: "x", Attachments: []string{a}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	// What the retention purge does to a conversation: its queue entries and messages first
-	// (no cascade there), then the conversation row; the attachments follow by cascade.
-	for _, q := range []string{
-		`DELETE FROM deliveries d USING messages m WHERE d.seq = m.seq AND m.conversation_id = $1`,
-		`DELETE FROM idempotency_keys WHERE conversation_id = $1`,
-		`DELETE FROM messages WHERE conversation_id = $1`,
-		`DELETE FROM conversations WHERE id = $1`,
-	} {
-		if _, err := e.db.Exec(q, th.conversation); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+	// th's stay ends (by cancellation) more than RETENTION_DAYS ago; other's is recent.
+	e.putReservation(th.reservation, api.ReservationRequest{Accommodation: th.accommodation, Checkin: "2026-07-01",
+		Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "2025-06-01T00:00:00Z"}, th.guest)
+	if r := e.purge(); r.Conversations != 1 || r.Attachments != 2 {
+		t.Errorf("purge = %+v, want 1 conversation and its 2 attachments", r)
 	}
 	if n := e.count(`SELECT count(*) FROM attachments WHERE conversation_id = $1`, th.conversation); n != 0 {
 		t.Errorf("attachments of the purged conversation = %d, want 0", n)

@@ -22,6 +22,7 @@ import (
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
 	"github.com/guestmsg/messaging/internal/postgres"
+	"github.com/guestmsg/messaging/internal/purge"
 	"github.com/guestmsg/messaging/internal/ratelimit"
 )
 
@@ -105,6 +106,17 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 }
 
 func (e *env) nextID() int64 { return e.ids.Add(1) }
+
+// purge runs one retention pass on the env's database at the env's clock.
+func (e *env) purge() purge.Report {
+	e.t.Helper()
+	store := postgres.New(context.Background(), e.db)
+	r, err := purge.New(store, messaging.DefaultWindows, e.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil))).RunOnce(context.Background())
+	if err != nil {
+		e.t.Fatalf("purge = %v", err)
+	}
+	return r
+}
 
 // partner registers a partner of kind with a key and returns a client acting as it.
 func (e *env) partner(kind string) *api.Client {

@@ -16,15 +16,13 @@ const (
 	// MaxFileNameLength caps an attachment's name, in code points, after any path is removed.
 	MaxFileNameLength = 255
 	// OrphanAttachmentTTL is how long an upload that no message references stays usable. After
-	// it the upload counts as gone (400 in a send, 404 to read), and PurgeOrphanAttachments
-	// deletes it once orphanPurgeGrace has passed as well.
+	// it the upload counts as gone (400 in a send, 404 to read), and the purge deletes it once
+	// orphanPurgeGrace has passed as well (OrphanAttachmentCutoff).
 	OrphanAttachmentTTL = 24 * time.Hour
 	// orphanPurgeGrace keeps an expired orphan in the table for a while longer, so that a send
 	// that checked its attachments just before they expired (and commits a moment later) can
 	// never reference a row the purge has deleted. It only has to exceed a request's lifetime.
 	orphanPurgeGrace = time.Hour
-	// orphanPurgeBatch bounds the rows one purge statement deletes, so it never holds long locks.
-	orphanPurgeBatch = 100
 )
 
 // AttachmentPolicy is what uploads may be: configuration, with DefaultAttachmentPolicy's values
@@ -105,9 +103,6 @@ type AttachmentStore interface {
 	Attachments(ctx context.Context, convID uuid.UUID, ids []uuid.UUID) ([]Attachment, error)
 	// AttachmentContent returns attachment id of conversation convID with its bytes.
 	AttachmentContent(ctx context.Context, convID, id uuid.UUID) (Attachment, []byte, error)
-	// DeleteOrphanAttachments deletes up to limit attachments that no message references,
-	// created at or before cutoff, and reports how many it deleted.
-	DeleteOrphanAttachments(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 }
 
 // UploadInput is a partner's upload, already decoded from the wire.
@@ -306,18 +301,8 @@ func (s *Service) checkAttachments(ctx context.Context, caller Partner, convID u
 	return errs.orNil()
 }
 
-// PurgeOrphanAttachments deletes, in bounded batches, the uploads that no message referenced
-// within OrphanAttachmentTTL (plus a grace of an hour, see orphanPurgeGrace), and returns how
-// many it deleted. Attachments that messages reference go with their conversation instead.
-// Errors: ErrUnavailable.
-func (s *Service) PurgeOrphanAttachments(ctx context.Context) (int64, error) {
-	cutoff := s.Now().Add(-(OrphanAttachmentTTL + orphanPurgeGrace))
-	var total int64
-	for {
-		n, err := s.store.DeleteOrphanAttachments(ctx, cutoff, orphanPurgeBatch)
-		total += n
-		if err != nil || n < orphanPurgeBatch {
-			return total, err
-		}
-	}
+// OrphanAttachmentCutoff is the instant at or before which, at now, an upload that no message
+// references was created if the purge may delete it.
+func OrphanAttachmentCutoff(now time.Time) time.Time {
+	return now.Add(-(OrphanAttachmentTTL + orphanPurgeGrace))
 }

@@ -113,13 +113,8 @@ WHERE id IN (
 
 // DeleteOrphanAttachments deletes up to limit attachments no message references, created at or
 // before cutoff, and reports how many. Errors: messaging.ErrUnavailable.
-func (s *Store) DeleteOrphanAttachments(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
-	res, err := s.db.ExecContext(ctx, deleteOrphanAttachmentsSQL, cutoff, limit)
-	if err != nil {
-		return 0, translate(err)
-	}
-	n, err := res.RowsAffected()
-	return n, translate(err)
+func (s *Store) DeleteOrphanAttachments(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	return s.exec(ctx, deleteOrphanAttachmentsSQL, cutoff, limit)
 }
 
 func isForeignKeyViolation(err error) bool {

@@ -109,6 +109,21 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context, ids []uuid.UUID, cutof
 	return s.exec(ctx, purgeConversationKeysSQL, uuidArray(ids), cutoff, limit)
 }
 
+const purgeConversationAttachmentsSQL = `
+DELETE FROM attachments
+WHERE id IN (
+    SELECT a.id
+    FROM attachments a
+    JOIN conversations c ON c.id = a.conversation_id
+    WHERE c.id = ANY($1::uuid[]) AND c.stay_end <= $2
+    LIMIT $3)`
+
+// PurgeAttachments deletes at most limit attachments of the conversations ids whose stay end is
+// still at or before cutoff. Errors: messaging.ErrUnavailable.
+func (s *Store) PurgeAttachments(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, error) {
+	return s.exec(ctx, purgeConversationAttachmentsSQL, uuidArray(ids), cutoff, limit)
+}
+
 // deleteConversationsSQL deletes only conversations the batches above emptied: a conversation
 // that a racing send wrote to is left for the next pass. Rows that reference a conversation
 // with ON DELETE CASCADE go with it.
@@ -116,7 +131,8 @@ const deleteConversationsSQL = `
 DELETE FROM conversations c
 WHERE c.id = ANY($1::uuid[]) AND c.stay_end <= $2
   AND NOT EXISTS (SELECT FROM messages m WHERE m.conversation_id = c.id)
-  AND NOT EXISTS (SELECT FROM idempotency_keys k WHERE k.conversation_id = c.id)`
+  AND NOT EXISTS (SELECT FROM idempotency_keys k WHERE k.conversation_id = c.id)
+  AND NOT EXISTS (SELECT FROM attachments a WHERE a.conversation_id = c.id)`
 
 // DeleteConversations deletes, of the conversations ids, those whose stay end is still at or
 // before cutoff and that have no messages or Idempotency-Key records left: the reservation row

@@ -1,7 +1,8 @@
 // Package purge deletes what the retention rules of the contract (§6) no longer let the service
 // keep: everything of a conversation whose stay end + RETENTION_DAYS has passed (messages, their
-// queue entries, Idempotency-Key records, the reservation row with its participants), and
-// Idempotency-Key records older than 24 hours. It deletes in bounded batches, each one short
+// queue entries, Idempotency-Key records, attachments, the reservation row with its
+// participants), Idempotency-Key records older than 24 hours, and uploads no message referenced
+// within 24 hours. It deletes in bounded batches, each one short
 // statement of its own, so that sends and polls keep flowing while it runs, and under a lock
 // that lets one replica purge at a time. The domain (package messaging) decides the cutoffs;
 // the store applies them.
@@ -34,19 +35,27 @@ type Store interface {
 	// PurgeIdempotencyKeys deletes up to limit Idempotency-Key records of the conversations
 	// ids that are still expired at cutoff.
 	PurgeIdempotencyKeys(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, error)
+	// PurgeAttachments deletes up to limit attachments of the conversations ids that are still
+	// expired at cutoff.
+	PurgeAttachments(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, error)
 	// DeleteConversations deletes the conversations ids that are still expired at cutoff and
 	// hold nothing any more.
 	DeleteConversations(ctx context.Context, ids []uuid.UUID, cutoff time.Time) (int, error)
 	// DeleteIdempotencyKeysBefore deletes up to limit Idempotency-Key records created before
 	// cutoff.
 	DeleteIdempotencyKeysBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// DeleteOrphanAttachments deletes up to limit attachments no message references, created at
+	// or before cutoff.
+	DeleteOrphanAttachments(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }
 
 // Default batch sizes: each batch is one transaction that deletes at most DefaultRowBatch rows of
-// one table (a message batch also deletes the messages' queue entries, at most two each).
+// one table (a message batch also deletes the messages' queue entries, at most two each), or at
+// most DefaultAttachmentBatch attachments, whose rows carry up to a few MiB each.
 const (
 	DefaultConversationBatch = 100
 	DefaultRowBatch          = 2000
+	DefaultAttachmentBatch   = 50
 )
 
 // Report is what one pass removed, in counts only, and how its batches went.
@@ -56,7 +65,9 @@ type Report struct {
 	Messages             int
 	Deliveries           int
 	IdempotencyKeys      int // records of expired conversations
+	Attachments          int // attachments of expired conversations
 	StaleIdempotencyKeys int // records older than 24 hours
+	OrphanAttachments    int // uploads no message referenced in time
 	Batches              int // write transactions run
 	LargestBatch         int // most rows of one table deleted by one batch
 	LongestBatch         time.Duration
@@ -71,9 +82,11 @@ type Worker struct {
 	log     *slog.Logger
 
 	// ConversationBatch is how many expired conversations one round of a pass works on;
-	// RowBatch bounds the rows of one table a single batch deletes.
+	// RowBatch bounds the rows of one table a single batch deletes, AttachmentBatch the
+	// attachments.
 	ConversationBatch int
 	RowBatch          int
+	AttachmentBatch   int
 }
 
 // New returns a worker that purges store by the retention of windows, at the instants now gives,
@@ -81,7 +94,7 @@ type Worker struct {
 func New(store Store, windows messaging.Windows, now func() time.Time, log *slog.Logger) *Worker {
 	return &Worker{
 		store: store, windows: windows, now: now, log: log,
-		ConversationBatch: DefaultConversationBatch, RowBatch: DefaultRowBatch,
+		ConversationBatch: DefaultConversationBatch, RowBatch: DefaultRowBatch, AttachmentBatch: DefaultAttachmentBatch,
 	}
 }
 
@@ -120,7 +133,8 @@ func (w *Worker) RunOnce(ctx context.Context) (Report, error) {
 	r.Elapsed = time.Since(began)
 	attrs := []any{
 		"conversations", r.Conversations, "messages", r.Messages, "deliveries", r.Deliveries,
-		"idempotency_keys", r.IdempotencyKeys, "stale_idempotency_keys", r.StaleIdempotencyKeys,
+		"idempotency_keys", r.IdempotencyKeys, "attachments", r.Attachments,
+		"stale_idempotency_keys", r.StaleIdempotencyKeys, "orphan_attachments", r.OrphanAttachments,
 		"batches", r.Batches, "largest_batch", r.LargestBatch,
 		"longest_batch_ms", r.LongestBatch.Milliseconds(), "elapsed_ms", r.Elapsed.Milliseconds(),
 	}
@@ -134,7 +148,8 @@ func (w *Worker) RunOnce(ctx context.Context) (Report, error) {
 
 // pass deletes, round by round, the expired conversations with oldest stay end first: each
 // round drains one table after the other for up to ConversationBatch conversations, then
-// deletes the emptied conversations. Last go the Idempotency-Key records past their 24 hours.
+// deletes the emptied conversations. Last go the Idempotency-Key records past their 24 hours and
+// the uploads no message referenced.
 func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 	cutoff := w.windows.RetentionCutoff(now)
 	for {
@@ -145,7 +160,7 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 		if len(ids) == 0 {
 			break
 		}
-		err = w.drain(ctx, r, func() (int, error) {
+		err = w.drain(ctx, r, w.RowBatch, func() (int, error) {
 			m, d, err := w.store.PurgeMessages(ctx, ids, cutoff, w.RowBatch)
 			r.Messages += m
 			r.Deliveries += d
@@ -154,7 +169,7 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 		if err != nil {
 			return err
 		}
-		err = w.drain(ctx, r, func() (int, error) {
+		err = w.drain(ctx, r, w.RowBatch, func() (int, error) {
 			n, err := w.store.PurgeIdempotencyKeys(ctx, ids, cutoff, w.RowBatch)
 			r.IdempotencyKeys += n
 			return n, err
@@ -162,7 +177,14 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 		if err != nil {
 			return err
 		}
-		// Each further table of a conversation (attachments) is one more drain here.
+		err = w.drain(ctx, r, w.AttachmentBatch, func() (int, error) {
+			n, err := w.store.PurgeAttachments(ctx, ids, cutoff, w.AttachmentBatch)
+			r.Attachments += n
+			return n, err
+		})
+		if err != nil {
+			return err
+		}
 		var deleted int
 		_, err = w.batch(r, func() (int, error) {
 			n, err := w.store.DeleteConversations(ctx, ids, cutoff)
@@ -179,18 +201,26 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 			break
 		}
 	}
-	return w.drain(ctx, r, func() (int, error) {
+	err := w.drain(ctx, r, w.RowBatch, func() (int, error) {
 		n, err := w.store.DeleteIdempotencyKeysBefore(ctx, messaging.IdempotencyCutoff(now), w.RowBatch)
 		r.StaleIdempotencyKeys += n
 		return n, err
 	})
+	if err != nil {
+		return err
+	}
+	return w.drain(ctx, r, w.AttachmentBatch, func() (int, error) {
+		n, err := w.store.DeleteOrphanAttachments(ctx, messaging.OrphanAttachmentCutoff(now), w.AttachmentBatch)
+		r.OrphanAttachments += n
+		return n, err
+	})
 }
 
-// drain runs batch until it deletes less than a whole batch.
-func (w *Worker) drain(ctx context.Context, r *Report, batch func() (int, error)) error {
+// drain runs batch until it deletes less than a whole batch of limit rows.
+func (w *Worker) drain(ctx context.Context, r *Report, limit int, batch func() (int, error)) error {
 	for {
 		n, err := w.batch(r, batch)
-		if err != nil || n < w.RowBatch {
+		if err != nil || n < limit {
 			return err
 		}
 		if err := ctx.Err(); err != nil {

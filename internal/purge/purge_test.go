@@ -2,6 +2,8 @@ package purge_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -111,6 +113,26 @@ func (f *fixture) send(from messaging.Partner, c messaging.Conversation, content
 	return id
 }
 
+// sendAttachment uploads a small PNG to c as from and sends a message referencing it.
+func (f *fixture) sendAttachment(from messaging.Partner, c messaging.Conversation) uuid.UUID {
+	f.t.Helper()
+	png, _ := base64.StdEncoding.DecodeString("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+	ref := messaging.ConversationRef{AccommodationID: f.accommodation, ConversationID: c.ID}
+	att, err := f.svc.Upload(f.ctx, from, messaging.UploadInput{
+		Ref: ref, FileName: "photo.png", FileType: "image/png", FileSize: int64(len(png)),
+		Content: messaging.Content{Size: int64(len(png)), SHA256: sha256.Sum256(png), SniffedType: "image/png",
+			Base64: []byte(base64.StdEncoding.EncodeToString(png))},
+	})
+	if err != nil {
+		f.t.Fatalf("Upload = %v", err)
+	}
+	id, err := f.svc.Send(f.ctx, from, messaging.SendInput{Ref: ref, Content: "see the photo", Attachments: []uuid.UUID{att}})
+	if err != nil {
+		f.t.Fatalf("Send(attachment) = %v", err)
+	}
+	return id
+}
+
 func (f *fixture) count(query string, args ...any) int {
 	f.t.Helper()
 	var n int
@@ -157,6 +179,7 @@ func TestPurgeRemovesEverythingOfAnExpiredConversation(t *testing.T) {
 		f.send(f.guest, x, "x thanks", ""))
 	f.send(f.guest, y, "y question", "y-old-key") // > 24 hours old at the purge: goes by age
 	f.send(f.property, y, "y answer", "")
+	xMessages = append(xMessages, f.sendAttachment(f.guest, x))              // X holds an attachment too
 	if _, err := f.svc.Confirm(f.ctx, f.guest, xMessages[1:2]); err != nil { // one X queue row fewer
 		t.Fatal(err)
 	}
@@ -193,8 +216,8 @@ func TestPurgeRemovesEverythingOfAnExpiredConversation(t *testing.T) {
 	if err := f.db.Select(&xQueue, `SELECT d::text FROM deliveries d WHERE seq = ANY($1)`, xSeqs); err != nil {
 		t.Fatal(err)
 	}
-	if len(xSeqs) != 4 || len(xQueue) != 7 {
-		t.Fatalf("X has %d messages and %d queue rows, want 4 and 7", len(xSeqs), len(xQueue))
+	if len(xSeqs) != 5 || len(xQueue) != 9 {
+		t.Fatalf("X has %d messages and %d queue rows, want 5 and 9", len(xSeqs), len(xQueue))
 	}
 	isX := func(table, row string) bool {
 		if table == "deliveries" {
@@ -214,9 +237,9 @@ func TestPurgeRemovesEverythingOfAnExpiredConversation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunOnce at expiry = %v", err)
 	}
-	want := purge.Report{Conversations: 1, Messages: 4, Deliveries: 7, IdempotencyKeys: 1}
+	want := purge.Report{Conversations: 1, Messages: 5, Deliveries: 9, IdempotencyKeys: 1, Attachments: 1}
 	if r.Conversations != want.Conversations || r.Messages != want.Messages || r.Deliveries != want.Deliveries ||
-		r.IdempotencyKeys != want.IdempotencyKeys || r.StaleIdempotencyKeys != 0 {
+		r.IdempotencyKeys != want.IdempotencyKeys || r.Attachments != want.Attachments || r.StaleIdempotencyKeys != 0 {
 		t.Errorf("RunOnce at expiry = %+v, want counts %+v", r, want)
 	}
 
@@ -277,10 +300,11 @@ func TestPurgeDeletesInBoundedBatches(t *testing.T) {
 		t.Errorf("RunOnce = %+v, want 5 conversations, 35 messages, 70 queue rows", r)
 	}
 	// Rounds of 2, 2 and 1 conversations: 14 messages in batches of 3, 3, 3, 3, 2 (5 batches),
-	// one batch of keys, one of conversations; the same again; 7 messages in 3, 3, 1 plus the
-	// two; then one batch of stale keys: 7 + 7 + 5 + 1 transactions.
-	if r.LargestBatch != 3 || r.Batches != 20 {
-		t.Errorf("RunOnce ran %d batches of at most %d rows, want 20 of at most 3", r.Batches, r.LargestBatch)
+	// one batch each of keys, attachments and conversations; the same again; 7 messages in 3,
+	// 3, 1 plus the three; then one batch of stale keys and one of orphan uploads:
+	// 8 + 8 + 6 + 2 transactions.
+	if r.LargestBatch != 3 || r.Batches != 24 {
+		t.Errorf("RunOnce ran %d batches of at most %d rows, want 24 of at most 3", r.Batches, r.LargestBatch)
 	}
 	if n := f.count(`SELECT count(*) FROM messages`); n != 1 {
 		t.Errorf("messages left = %d, want the live conversation's 1", n)
