@@ -129,26 +129,26 @@ func (s *Server) putReservation(c echo.Context) error {
 	if err := s.bindBody(c, &b); err != nil {
 		return err
 	}
-	var f fields
+	var f messaging.ValidationErrors
 	r := messaging.Reservation{ID: id, GuestName: b.GuestName, Status: b.Status}
 	var err error
 	r.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
-	f.add(err)
+	f.Add(err)
 	if b.GuestPartner != nil {
 		if r.GuestPartnerID = *b.GuestPartner; r.GuestPartnerID <= 0 {
-			f.add(messaging.Invalid("guest_partner"))
+			f.Add(messaging.Invalid("guest_partner"))
 		}
 	}
 	r.Checkin, err = parseDate(b.Checkin, "checkin")
-	f.add(err)
+	f.Add(err)
 	r.Checkout, err = parseDate(b.Checkout, "checkout")
-	f.add(err)
+	f.Add(err)
 	if b.CancelledAt != "" {
 		if r.CancelledAt, err = time.Parse(time.RFC3339Nano, b.CancelledAt); err != nil {
-			f.add(messaging.Invalid("cancelled_at"))
+			f.Add(messaging.Invalid("cancelled_at"))
 		}
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return err
 	}
 	conv, err := s.svc.PutReservation(c.Request().Context(), r)

@@ -62,32 +62,32 @@ func (s *Server) upload(c echo.Context) error {
 	if err := s.bindBody(c, &b); err != nil {
 		return err
 	}
-	var f fields
+	var f messaging.ValidationErrors
 	var in messaging.UploadInput
 	var err error
 	in.Ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
-	f.add(err)
+	f.Add(err)
 	in.Ref.ConversationID, err = requiredUUID(b.Conversation, "conversation")
-	f.add(err)
+	f.Add(err)
 	in.FileName, err = requiredString(b.FileName, "file_name")
-	f.add(err)
+	f.Add(err)
 	in.FileType, err = requiredString(b.FileType, "file_type")
-	f.add(err)
+	f.Add(err)
 	in.FileSize, err = parseFileSize(b.FileSize)
-	f.add(err)
+	f.Add(err)
 	switch fc := b.FileContent; {
 	case !fc.present || (fc.isString && len(fc.text) == 0):
-		f.add(messaging.Missing("file_content"))
+		f.Add(messaging.Missing("file_content"))
 	case !fc.isString:
-		f.add(messaging.Invalid("file_content"))
+		f.Add(messaging.Invalid("file_content"))
 	default:
 		content, ok := scanBase64(fc.text, s.svc.AttachmentPolicy().MaxBytes)
 		if !ok {
-			f.add(messaging.Invalid("file_content"))
+			f.Add(messaging.Invalid("file_content"))
 		}
 		in.Content = content
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return err
 	}
 	id, err := s.svc.Upload(c.Request().Context(), partnerOf(c), in)
@@ -165,16 +165,16 @@ type attachmentBody struct {
 }
 
 func (b attachmentBody) parse() (messaging.ConversationRef, uuid.UUID, error) {
-	var f fields
+	var f messaging.ValidationErrors
 	var ref messaging.ConversationRef
 	var err error
 	ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
-	f.add(err)
+	f.Add(err)
 	ref.ConversationID, err = requiredUUID(b.Conversation, "conversation")
-	f.add(err)
+	f.Add(err)
 	id, err := requiredUUID(b.Attachment, "attachment")
-	f.add(err)
-	return ref, id, f.err()
+	f.Add(err)
+	return ref, id, f.Err()
 }
 
 // metadata answers both versions alike: data.metadata.

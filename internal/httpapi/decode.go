@@ -86,22 +86,6 @@ func readAll(r io.Reader, contentLength int64) ([]byte, error) {
 	}
 }
 
-// fields collects the field problems of one request so they are reported together.
-type fields struct{ errs fieldErrors }
-
-func (f *fields) add(err error) {
-	if err != nil {
-		f.errs = append(f.errs, err)
-	}
-}
-
-func (f *fields) err() error {
-	if len(f.errs) == 0 {
-		return nil
-	}
-	return f.errs
-}
-
 func absent(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
@@ -187,7 +171,7 @@ func parseUUIDs(raw json.RawMessage, field string, max int) ([]uuid.UUID, error)
 	if len(elems) > max {
 		return nil, messaging.Invalid(field)
 	}
-	var f fields
+	var f messaging.ValidationErrors
 	ids := make([]uuid.UUID, len(elems))
 	for i, e := range elems {
 		name := messaging.Indexed(field, i)
@@ -195,10 +179,10 @@ func parseUUIDs(raw json.RawMessage, field string, max int) ([]uuid.UUID, error)
 		if err == nil && id == uuid.Nil {
 			err = messaging.Invalid(name)
 		}
-		f.add(err)
+		f.Add(err)
 		ids[i] = id
 	}
-	return ids, f.err()
+	return ids, f.Err()
 }
 
 func allDigits(s string) bool {

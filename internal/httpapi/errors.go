@@ -39,11 +39,6 @@ type rateLimitedError struct {
 
 func (e *rateLimitedError) Error() string { return "rate limited" }
 
-// fieldErrors are all the field problems of one request, reported together.
-type fieldErrors []error
-
-func (fe fieldErrors) Error() string { return errors.Join(fe...).Error() }
-
 // retryAfterUnavailable is the Retry-After, in seconds, of a 503.
 const retryAfterUnavailable = "2"
 
@@ -54,18 +49,10 @@ func problem(err error) (int, []api.ErrorItem) {
 		valErr    *messaging.ValidationError
 		valErrs   messaging.ValidationErrors
 		windowErr *messaging.WindowClosedError
-		fields    fieldErrors
 		httpErr   *echo.HTTPError
 		limited   *rateLimitedError
 	)
 	switch {
-	case errors.As(err, &fields):
-		items := make([]api.ErrorItem, 0, len(fields))
-		for _, f := range fields {
-			_, item := problem(f)
-			items = append(items, item...)
-		}
-		return http.StatusBadRequest, items
 	case errors.As(err, &valErrs):
 		items := make([]api.ErrorItem, 0, len(valErrs))
 		for _, v := range valErrs {

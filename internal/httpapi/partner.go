@@ -28,15 +28,15 @@ type refBody struct {
 	Reservation   json.RawMessage `json:"reservation"`
 }
 
-func (b refBody) ref(f *fields) messaging.ConversationRef {
+func (b refBody) ref(f *messaging.ValidationErrors) messaging.ConversationRef {
 	var ref messaging.ConversationRef
 	var err error
 	ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
-	f.add(err)
+	f.Add(err)
 	ref.ConversationID, err = parseUUID(b.Conversation, "conversation")
-	f.add(err)
+	f.Add(err)
 	ref.ReservationID, err = parseReservation(b.Reservation, "reservation")
-	f.add(err)
+	f.Add(err)
 	return ref
 }
 
@@ -51,22 +51,22 @@ func (s *Server) send(c echo.Context) error {
 	if err := s.bindBody(c, &b); err != nil {
 		return err
 	}
-	var f fields
+	var f messaging.ValidationErrors
 	in := messaging.SendInput{Ref: b.ref(&f)}
 	var err error
 	if in.Content, err = parseString(b.Content, "content"); err == nil && in.Content == "" {
 		err = messaging.Missing("content")
 	}
-	f.add(err)
+	f.Add(err)
 	in.Attachments, err = parseUUIDs(b.Attachments, "attachments", messaging.MaxAttachments)
-	f.add(err)
+	f.Add(err)
 	if key, ok := c.Request().Header[http.CanonicalHeaderKey("Idempotency-Key")]; ok {
 		in.IdempotencyKey = key[0]
 		if !validIdempotencyKey(in.IdempotencyKey) {
-			f.add(messaging.Invalid("Idempotency-Key"))
+			f.Add(messaging.Invalid("Idempotency-Key"))
 		}
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return err
 	}
 	id, err := s.svc.Send(c.Request().Context(), partnerOf(c), in)
@@ -155,9 +155,9 @@ func (s *Server) conversation(v version) echo.HandlerFunc {
 		if err := s.bindBody(c, &b); err != nil {
 			return err
 		}
-		var f fields
+		var f messaging.ValidationErrors
 		ref := b.ref(&f)
-		if err := f.err(); err != nil {
+		if err := f.Err(); err != nil {
 			return err
 		}
 		view, err := s.svc.Conversation(c.Request().Context(), partnerOf(c), ref)

@@ -143,7 +143,7 @@ func (in UploadInput) validate(p AttachmentPolicy) (name, mediaType string, err 
 	if typeErr == nil && in.Content.Size > 0 && in.Content.SniffedType != mediaType {
 		add(Invalid("file_type"))
 	}
-	return name, mediaType, errs.orNil()
+	return name, mediaType, errs.Err()
 }
 
 // mediaType normalises a declared file type and checks that it is allowed.
@@ -298,7 +298,7 @@ func (s *Service) checkAttachments(ctx context.Context, caller Partner, convID u
 		}
 		seen[id] = true
 	}
-	return errs.orNil()
+	return errs.Err()
 }
 
 // OrphanAttachmentCutoff is the instant at or before which, at now, an upload that no message

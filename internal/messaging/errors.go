@@ -56,8 +56,24 @@ func (e ValidationErrors) Error() string {
 	return strings.Join(parts, "; ")
 }
 
-// orNil returns e as an error, or nil when it is empty.
-func (e ValidationErrors) orNil() error {
+// Add appends the field problems err reports: a *ValidationError or ValidationErrors; nil adds
+// nothing. Any other error is a programming error and panics.
+func (e *ValidationErrors) Add(err error) {
+	var many ValidationErrors
+	var one *ValidationError
+	switch {
+	case err == nil:
+	case errors.As(err, &many):
+		*e = append(*e, many...)
+	case errors.As(err, &one):
+		*e = append(*e, one)
+	default:
+		panic("messaging: ValidationErrors.Add of " + err.Error())
+	}
+}
+
+// Err returns e as an error, or nil when it is empty.
+func (e ValidationErrors) Err() error {
 	if len(e) == 0 {
 		return nil
 	}
