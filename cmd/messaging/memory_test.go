@@ -6,11 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,42 +37,12 @@ func TestUploadMemory(t *testing.T) {
 
 	bin := os.Getenv("ATTACHMENT_MEMORY_BIN") // a binary built before, to compare builds
 	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "messaging")
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
+		bin = buildBinary(t)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	const token = "memory-test-admin-token"
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+pgtest.DSN(t), "LISTEN_ADDR="+addr, "ADMIN_TOKEN="+token)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	})
-	base := "http://" + addr
-	waitReady(t, base+"/readyz")
-
-	admin := &api.AdminClient{BaseURL: base, Token: token}
-	guest := partnerClient(t, admin, base, "guest")
-	property := partnerClient(t, admin, base, "property")
-	if _, err := admin.PutAccommodation(ctx, "1", api.AccommodationRequest{Partner: property.AffiliateID}); err != nil {
-		t.Fatal(err)
-	}
-	guestID := guest.AffiliateID
-	res, err := admin.PutReservation(ctx, "1", api.ReservationRequest{Accommodation: "1", GuestPartner: &guestID,
-		Checkin: time.Now().Format("2006-01-02"), Checkout: time.Now().AddDate(0, 0, 3).Format("2006-01-02")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := startService(t, bin, "", "DATABASE_URL="+pgtest.DSN(t), "RATE_LIMIT_PER_MINUTE=0")
+	svc.waitReady(30 * time.Second)
+	st := newSetup(t, svc, 1)
+	conversation, guest := st.conversations[0], st.guest
 
 	size := int(messaging.DefaultAttachmentPolicy.MaxBytes)
 	files := make([]api.UploadRequest, concurrency)
@@ -83,13 +50,13 @@ func TestUploadMemory(t *testing.T) {
 		b := make([]byte, size)
 		_, _ = rand.Read(b)
 		copy(b, "\x89PNG\r\n\x1a\n")
-		files[i] = api.UploadRequest{Conversation: res.Conversation, Accommodation: "1", FileName: fmt.Sprintf("f%d.png", i),
+		files[i] = api.UploadRequest{Conversation: conversation, Accommodation: st.accommodation, FileName: fmt.Sprintf("f%d.png", i),
 			FileType: "image/png", FileSize: int64(size), FileContent: base64.StdEncoding.EncodeToString(b)}
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
 	guest.HTTP = hc
 
-	before := procStatus(t, cmd.Process.Pid)
+	before := procStatus(t, svc.cmd.Process.Pid)
 	ids := make([]string, concurrency)
 	var mu sync.Mutex
 	var durations []time.Duration
@@ -110,19 +77,19 @@ func TestUploadMemory(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	afterUploads := procStatus(t, cmd.Process.Pid)
+	afterUploads := procStatus(t, svc.cmd.Process.Pid)
 	for range rounds {
 		var wg sync.WaitGroup
 		for i := range ids {
 			wg.Go(func() {
-				if _, err := guest.Download(ctx, api.AttachmentRequest{Conversation: res.Conversation, Accommodation: "1", Attachment: ids[i]}); err != nil {
+				if _, err := guest.Download(ctx, api.AttachmentRequest{Conversation: conversation, Accommodation: st.accommodation, Attachment: ids[i]}); err != nil {
 					t.Errorf("Download() = %v", err)
 				}
 			})
 		}
 		wg.Wait()
 	}
-	afterDownloads := procStatus(t, cmd.Process.Pid)
+	afterDownloads := procStatus(t, svc.cmd.Process.Pid)
 
 	mib := func(kb int64) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
 	perUpload := float64(afterUploads["VmHWM"]-before["VmHWM"]) * 1024 / float64(concurrency) / float64(size)
@@ -149,35 +116,6 @@ func envInt(t *testing.T, name string, def int) int {
 		t.Fatalf("%s: want a positive whole number, got %q", name, v)
 	}
 	return n
-}
-
-func waitReady(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s did not become ready", url)
-}
-
-func partnerClient(t *testing.T, admin *api.AdminClient, base, kind string) *api.Client {
-	t.Helper()
-	ctx := context.Background()
-	p, err := admin.CreatePartner(ctx, api.PartnerRequest{Kind: kind, Name: kind})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := admin.CreateKey(ctx, p.AffiliateID, "memory")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &api.Client{BaseURL: base, AffiliateID: p.AffiliateID, APIKey: k.APIKey}
 }
 
 // procStatus returns the kB figures of /proc/<pid>/status, e.g. "VmHWM" (peak resident set).

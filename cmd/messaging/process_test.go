@@ -174,6 +174,7 @@ type setup struct {
 	property, guest *api.Client
 	accommodation   string
 	reservations    []string
+	conversations   []string // of the reservations, in the same order
 }
 
 func newSetup(t *testing.T, s *service, n int) setup {
@@ -200,12 +201,13 @@ func newSetup(t *testing.T, s *service, n int) setup {
 	checkout := time.Now().UTC().Add(72 * time.Hour).Format("2006-01-02")
 	for i := range n {
 		id := fmt.Sprintf("R%d", i)
-		_, err := admin.PutReservation(ctx, id, api.ReservationRequest{Accommodation: st.accommodation,
+		r, err := admin.PutReservation(ctx, id, api.ReservationRequest{Accommodation: st.accommodation,
 			GuestPartner: &st.guest.AffiliateID, GuestName: "Ada", Checkin: checkin, Checkout: checkout})
 		if err != nil {
 			t.Fatalf("PutReservation: %v", err)
 		}
 		st.reservations = append(st.reservations, id)
+		st.conversations = append(st.conversations, r.Conversation)
 	}
 	return st
 }

@@ -45,7 +45,7 @@ func fileOf(mediaType string, size int) []byte {
 }
 
 // upload uploads data to th's conversation as from and returns the attachment id.
-func (th thread) upload(t *testing.T, from *api.Client, name, mediaType string, data []byte) string {
+func (th thread) upload(t testing.TB, from *api.Client, name, mediaType string, data []byte) string {
 	t.Helper()
 	id, err := from.Upload(context.Background(), api.UploadRequest{
 		Conversation: th.conversation, Accommodation: th.accommodation, FileName: name, FileType: mediaType,

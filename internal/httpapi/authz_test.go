@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -121,6 +122,21 @@ func (r *recordingStore) Confirm(ctx context.Context, partnerID int64, readableA
 	return r.Store.Confirm(ctx, partnerID, readableAfter, ids)
 }
 
+func (r *recordingStore) InsertAttachment(ctx context.Context, a messaging.Attachment, base64 []byte) error {
+	r.record("InsertAttachment")
+	return r.Store.InsertAttachment(ctx, a, base64)
+}
+
+func (r *recordingStore) Attachments(ctx context.Context, convID uuid.UUID, ids []uuid.UUID) ([]messaging.Attachment, error) {
+	r.record("Attachments")
+	return r.Store.Attachments(ctx, convID, ids)
+}
+
+func (r *recordingStore) AttachmentContent(ctx context.Context, convID, id uuid.UUID) (messaging.Attachment, []byte, error) {
+	r.record("AttachmentContent")
+	return r.Store.AttachmentContent(ctx, convID, id)
+}
+
 // snapshot is a digest of every table's content: equal snapshots mean nothing was written.
 func (e *env) snapshot() map[string]string {
 	e.t.Helper()
@@ -177,11 +193,34 @@ func shape(t *testing.T, a answer) string {
 	return fmt.Sprintf("%d %s %v", a.status, b, names)
 }
 
-// TestAuthorizationMatrix runs every partner endpoint of every version for every kind of caller
-// against every conversation: access is what §1 allows, and every refusal is indistinguishable
-// from a conversation that does not exist: same status, body and headers, the same store
-// calls, and nothing written.
-func TestAuthorizationMatrix(t *testing.T) {
+// caller is one kind of caller of the matrices: a partner's client and its credentials, or
+// credentials of no partner (client nil).
+type caller struct {
+	name   string
+	client *api.Client
+	header map[string]string
+}
+
+// outcome is what a caller observes of an answer (shape) and the store calls it cost.
+type outcome struct {
+	shape string
+	calls []string
+}
+
+// matrix is the world of the authorization matrices: three conversations of two property and
+// two guest partners, conversations that do not exist, and every kind of caller. callers are,
+// in order: p1, p2, g1, g2, a revoked key of p1, and the admin token presented as p1's key.
+type matrix struct {
+	e       *env
+	rec     *recordingStore
+	targets []target
+	allowed map[string][]*api.Client // by target name: the partners that may act on it
+	missing []target
+	callers []caller
+}
+
+func newMatrix(t *testing.T) *matrix {
+	t.Helper()
 	rec := &recordingStore{}
 	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, wrapStore: func(s messaging.Store) messaging.Store {
 		rec.Store = s
@@ -194,19 +233,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 		res, c := e.reservation(acc, guest)
 		return target{name: name, accommodation: acc, reservation: res, conversation: c}
 	}
-	targets := []target{
+	m := &matrix{e: e, rec: rec, targets: []target{
 		conv("p1's with g1", a1, g1),
 		conv("p2's with g2", a2, g2),
 		conv("p1's without guest", a1, nil),
+	}}
+	m.allowed = map[string][]*api.Client{
+		m.targets[0].name: {p1, g1},
+		m.targets[1].name: {p2, g2},
+		m.targets[2].name: {p1},
 	}
-	allowed := map[string][]*api.Client{
-		targets[0].name: {p1, g1},
-		targets[1].name: {p2, g2},
-		targets[2].name: {p1},
-	}
-	missing := []target{
+	m.missing = []target{
 		{name: "unknown at a known accommodation", accommodation: a1, reservation: "missing-1", conversation: uuid.NewString()},
 		{name: "unknown accommodation", accommodation: "999999", reservation: "missing-2", conversation: uuid.NewString()},
+		{name: "a known one at another accommodation", accommodation: a2, reservation: m.targets[0].reservation, conversation: m.targets[0].conversation},
 	}
 
 	revoked, err := e.admin.CreateKey(ctx, p1.AffiliateID, "revoked")
@@ -216,13 +256,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if _, err := e.admin.RevokeKey(ctx, revoked.KeyID); err != nil {
 		t.Fatal(err)
 	}
-	type caller struct {
-		name   string
-		client *api.Client
-		header map[string]string
-	}
 	id1 := strconv.FormatInt(p1.AffiliateID, 10)
-	callers := []caller{
+	m.callers = []caller{
 		{"owning property", p1, authHeaders(p1)},
 		{"other property", p2, authHeaders(p2)},
 		{"attached guest", g1, authHeaders(g1)},
@@ -230,61 +265,90 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"revoked key", nil, map[string]string{"Authorization": "Bearer " + revoked.APIKey, "X-Affiliate-Id": id1, "Content-Type": "application/json"}},
 		{"admin token as key", nil, map[string]string{"Authorization": "Bearer " + adminToken, "X-Affiliate-Id": id1, "Content-Type": "application/json"}},
 	}
+	return m
+}
 
-	type outcome struct {
-		shape string
-		calls []string
+// may reports whether cl may act on conversation c.
+func (m *matrix) may(cl caller, c target) bool {
+	return slices.Contains(m.allowed[c.name], cl.client)
+}
+
+// do sends a POST with exactly header and body and returns the answer and the store calls it
+// cost.
+func (m *matrix) do(header map[string]string, path, body string) (answer, []string) {
+	m.rec.take()
+	a := m.e.raw(http.MethodPost, path, header, body)
+	return a, m.rec.take()
+}
+
+// whenMissing returns what a conversation that does not exist looks like to cl at path, body
+// naming it: 404 to a partner, 401 to credentials of none, alike for every way of being missing,
+// and nothing written.
+func (m *matrix) whenMissing(t *testing.T, cl caller, path string, body func(target) string) outcome {
+	t.Helper()
+	var want *outcome
+	for _, c := range m.missing {
+		before := m.e.snapshot()
+		a, calls := m.do(cl.header, path, body(c))
+		got := outcome{shape(t, a), calls}
+		if cl.client != nil && a.status != http.StatusNotFound {
+			t.Fatalf("%s: POST %s for %s = %d %s, want 404", cl.name, path, c.name, a.status, a.body)
+		}
+		if cl.client == nil && a.status != http.StatusUnauthorized {
+			t.Fatalf("%s: POST %s for %s = %d %s, want 401", cl.name, path, c.name, a.status, a.body)
+		}
+		if want == nil {
+			want = &got
+		} else if got.shape != want.shape {
+			t.Errorf("%s: POST %s: missing conversations answer differently:\n%s\n%s", cl.name, path, got.shape, want.shape)
+		}
+		if after := m.e.snapshot(); !mapsEqual(before, after) {
+			t.Errorf("%s: POST %s for %s wrote to the database", cl.name, path, c.name)
+		}
 	}
-	do := func(h map[string]string, path, body string) (answer, []string) {
-		rec.take()
-		a := e.raw(http.MethodPost, path, h, body)
-		return a, rec.take()
+	return *want
+}
+
+// refused checks that cl's request for what is not cl's answers exactly as want, the answer
+// to something that does not exist: the same status, body and headers, the same store calls,
+// and nothing written.
+func (m *matrix) refused(t *testing.T, cl caller, path, body, what string, want outcome) {
+	t.Helper()
+	before := m.e.snapshot()
+	a, calls := m.do(cl.header, path, body)
+	got := outcome{shape(t, a), calls}
+	if got.shape != want.shape {
+		t.Errorf("%s: POST %s for %s answers\n  %s\nbut what does not exist\n  %s", cl.name, path, what, got.shape, want.shape)
 	}
+	if !slices.Equal(got.calls, want.calls) {
+		t.Errorf("%s: POST %s for %s does %v, what does not exist %v", cl.name, path, what, got.calls, want.calls)
+	}
+	if after := m.e.snapshot(); !mapsEqual(before, after) {
+		t.Errorf("%s: POST %s for %s was refused but wrote to the database", cl.name, path, what)
+	}
+}
+
+// TestAuthorizationMatrix runs every partner endpoint of every version for every kind of caller
+// against every conversation: access is what §1 allows, and every refusal is indistinguishable
+// from a conversation that does not exist: same status, body and headers, the same store
+// calls, and nothing written. TestAttachmentAuthorizationMatrix does the same for attachments.
+func TestAuthorizationMatrix(t *testing.T) {
+	m := newMatrix(t)
+	ctx := context.Background()
 	for _, ep := range conversationEndpoints {
 		for _, mount := range mounts {
 			path := mount + ep.path
-			for _, cl := range callers {
+			for _, cl := range m.callers {
 				for _, r := range refs {
-					// What a conversation that does not exist looks like to this caller.
-					var want *outcome
-					for _, m := range missing {
-						before := e.snapshot()
-						a, calls := do(cl.header, path, ep.body(r.fields(m)))
-						got := outcome{shape(t, a), calls}
-						if cl.client != nil && a.status != http.StatusNotFound {
-							t.Fatalf("%s, %s: POST %s for %s = %d %s, want 404", cl.name, r.name, path, m.name, a.status, a.body)
-						}
-						if cl.client == nil && a.status != http.StatusUnauthorized {
-							t.Fatalf("%s, %s: POST %s for %s = %d %s, want 401", cl.name, r.name, path, m.name, a.status, a.body)
-						}
-						if want == nil {
-							want = &got
-						} else if got.shape != want.shape {
-							t.Errorf("%s: POST %s: missing conversations answer differently:\n%s\n%s", cl.name, path, got.shape, want.shape)
-						}
-						if after := e.snapshot(); !mapsEqual(before, after) {
-							t.Errorf("%s: POST %s for %s wrote to the database", cl.name, path, m.name)
-						}
-					}
-					for _, c := range targets {
-						body := ep.body(r.fields(c))
-						before := e.snapshot()
-						a, calls := do(cl.header, path, body)
-						if slices.Contains(allowed[c.name], cl.client) {
-							if a.status != http.StatusOK {
-								t.Errorf("%s, %s: POST %s for %s = %d %s, want 200", cl.name, r.name, path, c.name, a.status, a.body)
-							}
+					body := func(c target) string { return ep.body(r.fields(c)) }
+					want := m.whenMissing(t, cl, path, body)
+					for _, c := range m.targets {
+						if !m.may(cl, c) {
+							m.refused(t, cl, path, body(c), c.name+" "+r.name, want)
 							continue
 						}
-						got := outcome{shape(t, a), calls}
-						if got.shape != want.shape {
-							t.Errorf("%s, %s: POST %s for %s answers\n  %s\nbut a missing conversation\n  %s", cl.name, r.name, path, c.name, got.shape, want.shape)
-						}
-						if !slices.Equal(got.calls, want.calls) {
-							t.Errorf("%s, %s: POST %s for %s does %v, a missing conversation %v", cl.name, r.name, path, c.name, got.calls, want.calls)
-						}
-						if after := e.snapshot(); !mapsEqual(before, after) {
-							t.Errorf("%s, %s: POST %s for %s was refused but wrote to the database", cl.name, r.name, path, c.name)
+						if a, _ := m.do(cl.header, path, body(c)); a.status != http.StatusOK {
+							t.Errorf("%s, %s: POST %s for %s = %d %s, want 200", cl.name, r.name, path, c.name, a.status, a.body)
 						}
 					}
 				}
@@ -296,12 +360,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// the conversations it may access; revoked and admin credentials get 401.
 	var all []string
 	byConversation := map[string][]string{}
-	if err := e.db.Select(&all, `SELECT id::text FROM messages ORDER BY seq`); err != nil {
+	if err := m.e.db.Select(&all, `SELECT id::text FROM messages ORDER BY seq`); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range targets {
+	for _, c := range m.targets {
 		var ids []string
-		if err := e.db.Select(&ids, `SELECT id::text FROM messages WHERE conversation_id = $1 ORDER BY seq`, c.conversation); err != nil {
+		if err := m.e.db.Select(&ids, `SELECT id::text FROM messages WHERE conversation_id = $1 ORDER BY seq`, c.conversation); err != nil {
 			t.Fatal(err)
 		}
 		if len(ids) == 0 {
@@ -309,15 +373,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		byConversation[c.conversation] = ids
 	}
-	for _, cl := range callers {
+	for _, cl := range m.callers {
 		var wantConvs []string
-		for _, c := range targets {
-			if slices.Contains(allowed[c.name], cl.client) {
+		for _, c := range m.targets {
+			if m.may(cl, c) {
 				wantConvs = append(wantConvs, c.conversation)
 			}
 		}
 		for _, mount := range mounts {
-			a, _ := do(cl.header, mount+"/latest", "")
+			a, _ := m.do(cl.header, mount+"/latest", "")
 			if cl.client == nil {
 				if a.status != http.StatusUnauthorized {
 					t.Errorf("%s: POST %s/latest = %d, want 401", cl.name, mount, a.status)
@@ -335,9 +399,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 				t.Fatalf("%s: POST %s/latest = %d %s", cl.name, mount, a.status, a.body)
 			}
 			var convs []string
-			for _, m := range got.Data.Messages {
-				if !slices.Contains(convs, m.Conversation.ID) {
-					convs = append(convs, m.Conversation.ID)
+			for _, msg := range got.Data.Messages {
+				if !slices.Contains(convs, msg.Conversation.ID) {
+					convs = append(convs, msg.Conversation.ID)
 				}
 			}
 			slices.Sort(convs)
@@ -351,29 +415,21 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// Confirming another's message is confirming an unknown one: the same answer, the same
 	// store calls, and nobody's queue changes. Then each caller confirms its own.
 	for _, mount := range mounts {
-		for _, cl := range callers {
-			unknown := fmt.Sprintf(`{"messages": [%q]}`, uuid.NewString())
-			a, calls := do(cl.header, mount+"/latest/confirm", unknown)
+		for _, cl := range m.callers {
+			path := mount + "/latest/confirm"
+			a, calls := m.do(cl.header, path, fmt.Sprintf(`{"messages": [%q]}`, uuid.NewString()))
 			want := outcome{shape(t, a), calls}
-			for _, c := range targets {
-				if slices.Contains(allowed[c.name], cl.client) {
-					continue
-				}
-				before := e.snapshot()
-				a, calls := do(cl.header, mount+"/latest/confirm", fmt.Sprintf(`{"messages": [%q]}`, byConversation[c.conversation][0]))
-				if got := (outcome{shape(t, a), calls}); got.shape != want.shape || !slices.Equal(got.calls, want.calls) {
-					t.Errorf("%s: confirming a message of %s = %s %v; an unknown id %s %v", cl.name, c.name, got.shape, got.calls, want.shape, want.calls)
-				}
-				if after := e.snapshot(); !mapsEqual(before, after) {
-					t.Errorf("%s: confirming a message of %s changed the database", cl.name, c.name)
+			for _, c := range m.targets {
+				if !m.may(cl, c) {
+					m.refused(t, cl, path, fmt.Sprintf(`{"messages": [%q]}`, byConversation[c.conversation][0]), "a message of "+c.name, want)
 				}
 			}
 		}
 	}
-	for _, cl := range callers[:4] {
+	for _, cl := range m.callers[:4] {
 		var own []string
-		for _, c := range targets {
-			if slices.Contains(allowed[c.name], cl.client) {
+		for _, c := range m.targets {
+			if m.may(cl, c) {
 				own = append(own, byConversation[c.conversation]...)
 			}
 		}
@@ -386,6 +442,140 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if !slices.Equal(got, own) {
 			t.Errorf("%s: Confirm(every message) = %v, want only its own %v", cl.name, got, own)
 		}
+	}
+}
+
+// matrixAttachment is an attachment of the attachment matrix and the partners that may read it.
+type matrixAttachment struct {
+	name    string
+	target  target
+	id      string
+	readers []*api.Client
+}
+
+// attach uploads tinyPNG to c as uploader and, when sent, sends a message that references it.
+// An unsent upload is its uploader's alone; a sent one is the conversation's.
+func (m *matrix) attach(t *testing.T, c target, uploader caller, sent bool) matrixAttachment {
+	t.Helper()
+	ctx := context.Background()
+	id, err := uploader.client.Upload(ctx, api.UploadRequest{Conversation: c.conversation, Accommodation: c.accommodation,
+		FileName: "matrix.png", FileType: "image/png", FileSize: int64(len(tinyPNG)), FileContent: base64.StdEncoding.EncodeToString(tinyPNG)})
+	if err != nil {
+		t.Fatalf("%s: Upload(%s) = %v", uploader.name, c.name, err)
+	}
+	a := matrixAttachment{name: uploader.name + "'s unsent upload to " + c.name, target: c, id: id, readers: []*api.Client{uploader.client}}
+	if sent {
+		req := api.SendRequest{Accommodation: c.accommodation, Conversation: c.conversation, Content: "attached", Attachments: []string{id}}
+		if _, err := uploader.client.Send(ctx, req, ""); err != nil {
+			t.Fatalf("%s: Send(%s, with an attachment) = %v", uploader.name, c.name, err)
+		}
+		a.name, a.readers = uploader.name+"'s sent attachment in "+c.name, m.allowed[c.name]
+	}
+	return a
+}
+
+// TestAttachmentAuthorizationMatrix runs the attachment endpoints of every version for every
+// kind of caller against every conversation and every attachment, named with every
+// conversation: access is what §1 and §5.5 allow (an unsent upload is its uploader's, a sent
+// one is readable by both sides of its conversation), and every refusal is indistinguishable
+// from an attachment or conversation that does not exist: same status, body and headers, the
+// same store calls, and nothing written.
+func TestAttachmentAuthorizationMatrix(t *testing.T) {
+	m := newMatrix(t)
+	p1, p2, g1, g2 := m.callers[0], m.callers[1], m.callers[2], m.callers[3]
+	attachments := []matrixAttachment{
+		m.attach(t, m.targets[0], g1, true),
+		m.attach(t, m.targets[0], p1, false),
+		m.attach(t, m.targets[1], p2, true),
+		m.attach(t, m.targets[1], g2, false),
+		m.attach(t, m.targets[2], p1, true),
+		m.attach(t, m.targets[2], p1, false),
+	}
+	b64 := base64.StdEncoding.EncodeToString(tinyPNG)
+
+	for _, mount := range mounts {
+		path := mount + "/attachments/upload"
+		for _, cl := range m.callers {
+			body := func(c target) string {
+				return fmt.Sprintf(`{"accommodation": %q, "conversation": %q, "file_name": "u.png", "file_type": "image/png", "file_size": %d, "file_content": %q}`,
+					c.accommodation, c.conversation, len(tinyPNG), b64)
+			}
+			want := m.whenMissing(t, cl, path, body)
+			for _, c := range m.targets {
+				if !m.may(cl, c) {
+					m.refused(t, cl, path, body(c), c.name, want)
+					continue
+				}
+				a, _ := m.do(cl.header, path, body(c))
+				id, _ := a.json(t)["data"].(map[string]any)["attachment"].(string)
+				if a.status != http.StatusOK || m.e.count(`SELECT count(*) FROM attachments WHERE id::text = $1 AND conversation_id = $2 AND uploader_id = $3`,
+					id, c.conversation, cl.client.AffiliateID) != 1 {
+					t.Errorf("%s: POST %s for %s = %d %s, want 200 and the upload stored as the caller's", cl.name, path, c.name, a.status, a.body)
+				}
+			}
+		}
+	}
+
+	for _, ep := range []string{"/attachments/metadata", "/attachments/download"} {
+		for _, mount := range mounts {
+			path := mount + ep
+			for _, cl := range m.callers {
+				body := func(c target, id string) string {
+					return fmt.Sprintf(`{"accommodation": %q, "conversation": %q, "attachment": %q}`, c.accommodation, c.conversation, id)
+				}
+				missingConversation := m.whenMissing(t, cl, path, func(c target) string { return body(c, attachments[0].id) })
+				// What an unknown attachment looks like in each conversation the caller may
+				// read: the same answer as a missing conversation, after one more store call.
+				unknown := map[string]outcome{}
+				for _, c := range m.targets {
+					if m.may(cl, c) {
+						a, calls := m.do(cl.header, path, body(c, uuid.NewString()))
+						unknown[c.name] = outcome{shape(t, a), calls}
+						if unknown[c.name].shape != missingConversation.shape {
+							t.Errorf("%s: POST %s for an unknown attachment of %s answers\n  %s\nbut a missing conversation\n  %s",
+								cl.name, path, c.name, unknown[c.name].shape, missingConversation.shape)
+						}
+					}
+				}
+				for _, c := range m.targets {
+					for _, att := range attachments {
+						what := att.name + ", named in " + c.name
+						if att.target == c && slices.Contains(att.readers, cl.client) {
+							m.readable(t, cl, path, body(c, att.id), what)
+							continue
+						}
+						want, ok := unknown[c.name]
+						if !ok {
+							want = missingConversation
+						}
+						m.refused(t, cl, path, body(c, att.id), what, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// readable checks that cl reads tinyPNG's metadata or content at path, writing nothing.
+func (m *matrix) readable(t *testing.T, cl caller, path, body, what string) {
+	t.Helper()
+	before := m.e.snapshot()
+	a, _ := m.do(cl.header, path, body)
+	if a.status != http.StatusOK {
+		t.Errorf("%s: POST %s for %s = %d %s, want 200", cl.name, path, what, a.status, a.body)
+		return
+	}
+	data, _ := a.json(t)["data"].(map[string]any)
+	if strings.HasSuffix(path, "/metadata") {
+		md, _ := data["metadata"].(map[string]any)
+		if md["file_size"] != float64(len(tinyPNG)) || md["file_type"] != "image/png" {
+			t.Errorf("%s: POST %s for %s = %s, want the metadata of the upload", cl.name, path, what, a.body)
+		}
+	} else if data["file_content"] != base64.StdEncoding.EncodeToString(tinyPNG) {
+		t.Errorf("%s: POST %s for %s = %.300s, want the upload's content", cl.name, path, what, a.body)
+	}
+	if after := m.e.snapshot(); !mapsEqual(before, after) {
+		t.Errorf("%s: POST %s for %s wrote to the database", cl.name, path, what)
 	}
 }
 

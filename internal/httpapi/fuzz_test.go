@@ -3,11 +3,13 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -26,11 +28,15 @@ import (
 // replayed by every plain `go test` from then on.
 
 // fuzzEnv is the environment of one fuzz target, reused across its inputs: a thread with a
-// message, and a second thread that is not the caller's.
+// message and attachments, and a second thread that is not the caller's (the thread's guest).
 type fuzzEnv struct {
 	*env
 	th, other thread
 	message   string
+	sent      string // an attachment of th that a message references
+	mine      string // the caller's unsent upload to th
+	unsent    string // the property's unsent upload to th, which the caller cannot see
+	foreign   string // an attachment of the other thread
 	tables    []string
 	client    *http.Client
 }
@@ -43,16 +49,27 @@ func newFuzzEnv(f *testing.F) *fuzzEnv {
 		f.Fatal(err)
 	}
 	fe.message = d.Message
+	fe.sent = fe.th.upload(f, fe.th.guest, "sent.png", "image/png", tinyPNG)
+	if _, err := fe.th.guest.Send(context.Background(), api.SendRequest{Accommodation: fe.th.accommodation, Conversation: fe.th.conversation,
+		Content: "Attached", Attachments: []string{fe.sent}}, ""); err != nil {
+		f.Fatal(err)
+	}
+	fe.mine = fe.th.upload(f, fe.th.guest, "mine.png", "image/png", tinyPNG)
+	fe.unsent = fe.th.upload(f, fe.th.property, "unsent.png", "image/png", tinyPNG)
+	fe.foreign = fe.other.upload(f, fe.other.guest, "foreign.png", "image/png", tinyPNG)
 	fe.tables = tables(f, e.db)
 	return fe
 }
 
 // expand replaces the placeholders @ACC, @RES, @CONV, @MSG (the caller's thread and one of its
-// messages) and @FOREIGN (another partner's conversation) so that inputs can name real rows.
+// messages), @FOREIGN (another partner's conversation), and the attachments @ATT (sent), @MINE
+// (the caller's unsent upload), @UNSENT (the other side's unsent upload) and @XATT (of the
+// other conversation), so that inputs can name real rows.
 func (fe *fuzzEnv) expand(body []byte) []byte {
 	return []byte(strings.NewReplacer(
 		"@ACC", fe.th.accommodation, "@RES", fe.th.reservation, "@CONV", fe.th.conversation,
 		"@MSG", fe.message, "@FOREIGN", fe.other.conversation,
+		"@ATT", fe.sent, "@MINE", fe.mine, "@UNSENT", fe.unsent, "@XATT", fe.foreign,
 	).Replace(string(body)))
 }
 
@@ -163,6 +180,8 @@ func FuzzSend(f *testing.F) {
 		`{"accommodation":"@ACC","reservation":"@RES","content":"x","attachments":[1,"x",null]}`,
 		`{"accommodation":"@ACC","reservation":"a b","content":7,"conversation":"nope"}`,
 		`{"accommodation":"1","reservation":"1","content":"x","unknown":{"deep":[1,2,3]}}`,
+		`{"accommodation":"@ACC","conversation":"@CONV","content":"x","attachments":["@ATT","@MINE"]}`,
+		`{"accommodation":"@ACC","conversation":"@CONV","content":"x","attachments":["@UNSENT","@XATT","@ATT","@ATT"]}`,
 	}, malformed...) {
 		for i, key := range []string{"", "key-1", strings.Repeat("k", 256), "é"} {
 			f.Add(uint8(i), contentTypes[i%len(contentTypes)], key, []byte(body))
@@ -229,6 +248,140 @@ func FuzzLatest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, m uint8, contentType string, body []byte) {
 		fe.check(t, http.MethodPost, mount(m)+"/latest", fe.partnerHeaders(contentType), body)
+	})
+}
+
+// addBodySeeds adds each body as JSON, in every mount in turn, so that each reaches the
+// endpoint's decoding, and the first body with every content type.
+func addBodySeeds(f *testing.F, bodies []string) {
+	for i, body := range bodies {
+		f.Add(uint8(i), "application/json", []byte(body))
+	}
+	for i, contentType := range contentTypes {
+		f.Add(uint8(i), contentType, []byte(bodies[0]))
+	}
+}
+
+// uploadBody is an upload to the caller's conversation with the given file fields, JSON
+// values as they stand in the body.
+func uploadBody(name, fileType, size, content string) string {
+	return `{"accommodation":"@ACC","conversation":"@CONV","file_name":` + name + `,"file_type":` + fileType +
+		`,"file_size":` + size + `,"file_content":` + content + `}`
+}
+
+func FuzzUpload(f *testing.F) {
+	fe := newFuzzEnv(f)
+	b64 := base64.StdEncoding.EncodeToString
+	png := strconv.Quote(b64(tinyPNG))
+	pngSize := strconv.Itoa(len(tinyPNG))
+	jpeg := append([]byte("\xff\xd8\xff\xe0"), make([]byte, 96)...)
+	tooLarge := append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 1<<20-7)...) // 1 MiB + 1
+	seeds := []string{
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, png),
+		`{"accommodation":@ACC,"conversation":"@CONV","file_name":"a.png","file_type":"image/png","file_size":` + pngSize + `,"file_content":` + png + `}`,
+		uploadBody(`"b.jpg"`, `"image/jpeg"`, "100", strconv.Quote(b64(jpeg))),
+		uploadBody(`"a.png"`, `"IMAGE/PNG; x=y"`, pngSize, strings.ReplaceAll(png, "/", `\/`)),
+		uploadBody(`"C:\\Users\\ada\\door.png"`, `"image/png"`, pngSize, png),
+		// Sizes that are not the file's, and numbers too large for any field.
+		uploadBody(`"a.png"`, `"image/png"`, strconv.Itoa(len(tinyPNG)+1), png),
+		uploadBody(`"a.png"`, `"image/png"`, strconv.Itoa(len(tinyPNG)-1), png),
+		uploadBody(`"a.png"`, `"image/png"`, "0", png),
+		uploadBody(`"a.png"`, `"image/png"`, "-70", png),
+		uploadBody(`"a.png"`, `"image/png"`, "1048577", png),
+		uploadBody(`"a.png"`, `"image/png"`, "9223372036854775807", png),
+		uploadBody(`"a.png"`, `"image/png"`, "9223372036854775808", png),
+		uploadBody(`"a.png"`, `"image/png"`, "99999999999999999999999999999999999999", png),
+		uploadBody(`"a.png"`, `"image/png"`, "1e400", png),
+		uploadBody(`"a.png"`, `"image/png"`, "7e1", png),
+		uploadBody(`"a.png"`, `"image/png"`, "70.0", png),
+		uploadBody(`"a.png"`, `"image/png"`, "-0", png),
+		uploadBody(`"a.png"`, `"image/png"`, "1048577", strconv.Quote(b64(tooLarge))),
+		uploadBody(`"a.png"`, `"image/png"`, "1048576", strconv.Quote(b64(tooLarge))),
+		// Base64 that is not.
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, `"iVBORw0KGgo*AAA"`),
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, strconv.Quote(strings.TrimRight(b64(tinyPNG), "="))),
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, strconv.Quote(base64.URLEncoding.EncodeToString(tinyPNG))),
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, strconv.Quote(b64(tinyPNG)[:20]+"\n"+b64(tinyPNG)[20:])),
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, `"\u0069VBORw0KGgo="`),
+		uploadBody(`"a.png"`, `"image/png"`, "1", `"===="`),
+		uploadBody(`"a.png"`, `"image/png"`, "1", `"A"`),
+		uploadBody(`"a.png"`, `"image/png"`, "1", `"\ud800"`),
+		// Types that lie, or are not allowed.
+		uploadBody(`"a.png"`, `"image/jpeg"`, pngSize, png),
+		uploadBody(`"b.jpg"`, `"image/png"`, "100", strconv.Quote(b64(jpeg))),
+		uploadBody(`"a.gif"`, `"image/gif"`, "6", strconv.Quote(b64([]byte("GIF89a")))),
+		uploadBody(`"a.txt"`, `"text/plain"`, "5", strconv.Quote(b64([]byte("hello")))),
+		uploadBody(`"a.png"`, `"image/png"`, "5", strconv.Quote(b64([]byte("hello")))),
+		uploadBody(`"a.png"`, `"image/png; charset=\""`, pngSize, png),
+		uploadBody(`"a.png"`, `"png"`, pngSize, png),
+		// Names to distrust.
+		uploadBody(`"../../etc/passwd.png"`, `"image/png"`, pngSize, png),
+		uploadBody(`"a\u0000.png"`, `"image/png"`, pngSize, png),
+		uploadBody(`"photo\u202egnp.exe"`, `"image/png"`, pngSize, png),
+		uploadBody(`".."`, `"image/png"`, pngSize, png),
+		uploadBody(strconv.Quote(strings.Repeat("é", 256)), `"image/png"`, pngSize, png),
+		// Wrong JSON types, nulls and empties.
+		uploadBody(`"a.png"`, `"image/png"`, strconv.Quote(pngSize), png),
+		uploadBody(`"a.png"`, `"image/png"`, "true", png),
+		uploadBody(`"a.png"`, `"image/png"`, "null", png),
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, "12"),
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, "["+png+"]"),
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, "{}"),
+		uploadBody(`"a.png"`, `"image/png"`, pngSize, `""`),
+		uploadBody(`12`, `["image/png"]`, pngSize, png),
+		uploadBody(`null`, `null`, "null", "null"),
+		`{"accommodation":"@ACC","conversation":7,"file_name":"a.png","file_type":"image/png","file_size":` + pngSize + `,"file_content":` + png + `}`,
+		// Conversations that are not the caller's, or not of the accommodation.
+		`{"accommodation":"@ACC","conversation":"@FOREIGN","file_name":"a.png","file_type":"image/png","file_size":` + pngSize + `,"file_content":` + png + `}`,
+		`{"accommodation":"1","conversation":"@CONV","file_name":"a.png","file_type":"image/png","file_size":` + pngSize + `,"file_content":` + png + `}`,
+		`{"accommodation":"@ACC","conversation":"@ATT","file_name":"a.png","file_type":"image/png","file_size":` + pngSize + `,"file_content":` + png + `}`,
+		`{}`,
+	}
+	addBodySeeds(f, append(seeds, malformed...))
+	f.Fuzz(func(t *testing.T, m uint8, contentType string, body []byte) {
+		fe.check(t, http.MethodPost, mount(m)+"/attachments/upload", fe.partnerHeaders(contentType), body)
+	})
+}
+
+// attachmentSeeds are bodies of metadata and download: the caller's attachments, others', and
+// ids that are not.
+var attachmentSeeds = []string{
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":"@ATT"}`,
+	`{"accommodation":@ACC,"conversation":"@CONV","attachment":"@MINE"}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":"@UNSENT"}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":"@XATT"}`,
+	`{"accommodation":"@ACC","conversation":"@FOREIGN","attachment":"@XATT"}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":"@MSG"}`,
+	`{"accommodation":"@ACC","conversation":"@ATT","attachment":"@CONV"}`,
+	`{"accommodation":"1","conversation":"@CONV","attachment":"@ATT"}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":"00000000-0000-0000-0000-000000000000"}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":"{@ATT}"}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":"urn:uuid:@ATT"}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":"x"}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":7}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":["@ATT"]}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":null}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","attachment":""}`,
+	`{"accommodation":"@ACC","attachment":"@ATT"}`,
+	`{"conversation":"@CONV","attachment":"@ATT"}`,
+	`{"accommodation":"@ACC","conversation":"@CONV","reservation":"@RES","attachment":"@ATT","file_content":"x"}`,
+	`{}`,
+}
+
+func FuzzAttachmentMetadata(f *testing.F) {
+	fuzzAttachmentRead(f, "/attachments/metadata")
+}
+
+func FuzzDownload(f *testing.F) {
+	fuzzAttachmentRead(f, "/attachments/download")
+}
+
+// fuzzAttachmentRead fuzzes metadata or download: their bodies are alike.
+func fuzzAttachmentRead(f *testing.F, path string) {
+	fe := newFuzzEnv(f)
+	addBodySeeds(f, append(slices.Clone(attachmentSeeds), malformed...))
+	f.Fuzz(func(t *testing.T, m uint8, contentType string, body []byte) {
+		fe.check(t, http.MethodPost, mount(m)+path, fe.partnerHeaders(contentType), body)
 	})
 }
 
