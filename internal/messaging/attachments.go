@@ -241,27 +241,19 @@ func (s *Service) attachment(ctx context.Context, caller Partner, ref Conversati
 	if err != nil {
 		return Attachment{}, nil, err
 	}
-	var a Attachment
-	var content []byte
-	if withContent {
-		a, content, err = s.store.AttachmentContent(ctx, conv.ID, id)
-	} else {
-		var found []Attachment
-		found, err = s.store.Attachments(ctx, conv.ID, []uuid.UUID{id})
-		if err == nil && len(found) == 0 {
-			err = ErrNotFound
-		}
-		if err == nil {
-			a = found[0]
-		}
-	}
+	// Visibility is decided on the metadata before any bytes are read, so that an attachment the
+	// caller may not see costs exactly what an unknown one does.
+	found, err := s.store.Attachments(ctx, conv.ID, []uuid.UUID{id})
 	if err != nil {
 		return Attachment{}, nil, err
 	}
-	if !a.visibleTo(caller, now) {
+	if len(found) == 0 || !found[0].visibleTo(caller, now) {
 		return Attachment{}, nil, ErrNotFound
 	}
-	return a, content, nil
+	if !withContent {
+		return found[0], nil, nil
+	}
+	return s.store.AttachmentContent(ctx, conv.ID, id)
 }
 
 // AttachmentMetadata returns an attachment of the conversation ref names, without its bytes.
