@@ -39,41 +39,29 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		mu      sync.Mutex
 		results []sendResult
 		acked   atomic.Int64
-		stop    = make(chan struct{})
-		wg      sync.WaitGroup
 	)
-	for w := range workers {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				r := sendResult{key: fmt.Sprintf("w%d-%d", w, i), reservation: st.reservations[w]}
-				r.content = "crash test " + r.key
-				d, err := st.guest.Send(context.Background(), api.SendRequest{Accommodation: st.accommodation, Reservation: r.reservation, Content: r.content}, r.key)
-				if err == nil {
-					r.id = d.Message
-					acked.Add(1)
-				}
-				mu.Lock()
-				results = append(results, r)
-				mu.Unlock()
-				if err != nil {
-					time.Sleep(10 * time.Millisecond) // the service is down: do not spin
-				}
-			}
-		})
-	}
+	stop := load(workers, func(w, i int) {
+		r := sendResult{key: fmt.Sprintf("w%d-%d", w, i), reservation: st.reservations[w]}
+		r.content = "crash test " + r.key
+		d, err := st.guest.Send(context.Background(), api.SendRequest{Accommodation: st.accommodation, Reservation: r.reservation, Content: r.content}, r.key)
+		if err == nil {
+			r.id = d.Message
+			acked.Add(1)
+		}
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+		if err != nil {
+			time.Sleep(10 * time.Millisecond) // the service is down: do not spin
+		}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for acked.Load() < 300 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	svc.kill()
 	time.Sleep(50 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stop()
 
 	svc = startService(t, bin, svc.addr, env...)
 	svc.waitReady(30 * time.Second)

@@ -145,29 +145,18 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 
 	var (
-		mu   sync.Mutex
-		obs  []observation
-		stop = make(chan struct{})
-		wg   sync.WaitGroup
+		mu  sync.Mutex
+		obs []observation
 	)
 	hc := &http.Client{Timeout: 30 * time.Second}
-	for w := range workers {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				o := post(hc, st.guest, svc.url, "/messages/send", sendBody(w), fmt.Sprintf("w%d-%d", w, i))
-				o2 := post(hc, st.guest, svc.url, "/3.2/messages/latest", "", "")
-				mu.Lock()
-				obs = append(obs, o, o2)
-				mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
-			}
-		})
-	}
+	stop := load(workers, func(w, i int) {
+		o := post(hc, st.guest, svc.url, "/messages/send", sendBody(w), fmt.Sprintf("w%d-%d", w, i))
+		o2 := post(hc, st.guest, svc.url, "/3.2/messages/latest", "", "")
+		mu.Lock()
+		obs = append(obs, o, o2)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	})
 
 	time.Sleep(500 * time.Millisecond)
 	stopping := time.Now()
@@ -200,8 +189,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	readyAgain := svc.status(http.MethodGet, "/readyz")
 	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
+	stop()
 
 	var during, after, maxTook time.Duration
 	count := map[string]int{}

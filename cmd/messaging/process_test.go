@@ -221,3 +221,26 @@ func refused(addr string) bool {
 	c.Close()
 	return false
 }
+
+// load runs fn(w, i) for i = 0, 1, 2, … in each of workers goroutines until stop is called,
+// which returns once every goroutine has finished its current call.
+func load(workers int, fn func(w, i int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				fn(w, i)
+			}
+		})
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}

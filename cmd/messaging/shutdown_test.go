@@ -44,30 +44,19 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", svc.addr, st.guest.APIKey, st.guest.AffiliateID, len(body), body[:10])
 
 	var (
-		mu   sync.Mutex
-		obs  []observation
-		stop = make(chan struct{})
-		wg   sync.WaitGroup
+		mu  sync.Mutex
+		obs []observation
 	)
 	hc := &http.Client{Timeout: 30 * time.Second}
-	for w := range workers {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				o := post(hc, st.guest, svc.url, "/messages/send", sendBody(w, fmt.Sprintf("w%d-%d", w, i)), "")
-				mu.Lock()
-				obs = append(obs, o)
-				mu.Unlock()
-				if o.status == 0 {
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		})
-	}
+	stop := load(workers, func(w, i int) {
+		o := post(hc, st.guest, svc.url, "/messages/send", sendBody(w, fmt.Sprintf("w%d-%d", w, i)), "")
+		mu.Lock()
+		obs = append(obs, o)
+		mu.Unlock()
+		if o.status == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	time.Sleep(300 * time.Millisecond)
 	svc.signal(syscall.SIGTERM)
 	deadline := time.Now().Add(10 * time.Second)
@@ -103,8 +92,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	if err := svc.wait(30 * time.Second); err != nil {
 		t.Errorf("exit after SIGTERM = %v, want status 0", err)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	if !strings.Contains(svc.logs.String(), `"msg":"stopped"`) {
 		t.Error(`the service did not log "stopped"`)
 	}

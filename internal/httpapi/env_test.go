@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/guestmsg/messaging/internal/pgtest"
 	"github.com/guestmsg/messaging/internal/postgres"
 	"github.com/guestmsg/messaging/internal/purge"
+	"github.com/guestmsg/messaging/internal/testclock"
 	"github.com/guestmsg/messaging/internal/ratelimit"
 )
 
@@ -30,32 +30,13 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const adminToken = "test-admin-token-0123456789"
 
-// clock is the injected clock of a test environment.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Set moves the clock to t.
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // env is one test's service: a fresh migrated database, the real store and service, and the
 // real Echo server behind httptest.
 type env struct {
 	t     testing.TB
 	url   string
 	db    *sqlx.DB
-	clock *clock
+	clock *testclock.Clock
 	admin *api.AdminClient
 	ids   atomic.Int64
 }
@@ -87,7 +68,7 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 	}
 	t.Cleanup(func() { pool.Close() })
 	store := postgres.New(context.Background(), pool)
-	c := &clock{now: start}
+	c := testclock.New(start)
 	var svcStore messaging.Store = store
 	if o.wrapStore != nil {
 		svcStore = o.wrapStore(store)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,26 +20,10 @@ import (
 	"github.com/guestmsg/messaging/internal/pgtest"
 	"github.com/guestmsg/messaging/internal/postgres"
 	"github.com/guestmsg/messaging/internal/purge"
+	"github.com/guestmsg/messaging/internal/testclock"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 // fixture is one test's database, store, service and purge worker on one injected clock.
 type fixture struct {
@@ -49,7 +32,7 @@ type fixture struct {
 	store  *postgres.Store
 	svc    *messaging.Service
 	worker *purge.Worker
-	clock  *clock
+	clock  *testclock.Clock
 	ctx    context.Context
 
 	property, guest messaging.Partner
@@ -65,7 +48,7 @@ func newFixture(t *testing.T, w messaging.Windows) *fixture {
 	t.Cleanup(func() { pool.Close() })
 	ctx := context.Background()
 	store := postgres.New(ctx, pool)
-	c := &clock{now: time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC))
 	f := &fixture{
 		t: t, db: pool, store: store, svc: messaging.NewService(store, w, c.Now),
 		worker: purge.New(store, w, c.Now, slog.New(slog.NewTextHandler(io.Discard, nil))),
