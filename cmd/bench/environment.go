@@ -44,6 +44,7 @@ type bench struct {
 	admin     string // admin token of the started service
 
 	clusterDir string
+	postmaster int // pid of the cluster's postmaster when the bench started it
 	server     *exec.Cmd
 	serverLog  *tailBuffer
 	tmp        string
@@ -219,6 +220,7 @@ func (b *bench) startCluster(ctx context.Context) error {
 		_ = stop.Run()
 	})
 	b.serverDSN = strings.TrimSpace(string(out))
+	b.postmaster = postmasterPID(b.clusterDir)
 	return nil
 }
 
@@ -380,6 +382,51 @@ func procCPU(pid int) (time.Duration, error) {
 	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14
 	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// clusterCPU is the CPU time so far of the postmaster with pid and of its children (the
+// backends); 0 when the cluster is not ours to watch.
+func clusterCPU(postmaster int) time.Duration {
+	if postmaster == 0 {
+		return 0
+	}
+	total, _ := procCPU(postmaster)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == postmaster {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == postmaster { // field 4
+			cpu, _ := procCPU(pid)
+			total += cpu
+		}
+	}
+	return total
+}
+
+// postmasterPID reads the pid of the cluster in dir from its postmaster.pid.
+func postmasterPID(dir string) int {
+	if dir == "" {
+		return 0
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
 }
 
 // clockTicks is USER_HZ, which Linux fixes at 100 for /proc on every architecture Go supports.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -135,6 +136,8 @@ func (l *load) run(ctx context.Context, name string, n int, d time.Duration, bod
 type measurement struct {
 	start       time.Time
 	cpu         time.Duration
+	pgCPU       time.Duration // the cluster's, when the bench started it
+	selfCPU     time.Duration // the load generator's
 	busy, total int64
 	elapsed     time.Duration
 	serverCPU   time.Duration
@@ -145,6 +148,8 @@ type measurement struct {
 func (l *load) startMeasure() measurement {
 	m := measurement{start: time.Now()}
 	m.cpu, _ = procCPU(l.b.pid)
+	m.pgCPU = clusterCPU(l.b.postmaster)
+	m.selfCPU, _ = procCPU(os.Getpid())
 	m.busy, m.total = machineCPU()
 	return m
 }
@@ -155,6 +160,11 @@ func (l *load) stopMeasure(m measurement) measurement {
 	if err == nil {
 		m.serverCPU = cpu - m.cpu
 	}
+	if m.pgCPU > 0 {
+		m.pgCPU = clusterCPU(l.b.postmaster) - m.pgCPU
+	}
+	self, _ := procCPU(os.Getpid())
+	m.selfCPU = self - m.selfCPU
 	busy, total := machineCPU()
 	if total > m.total {
 		m.busyPct = 100 * float64(busy-m.busy) / float64(total-m.total)
@@ -199,7 +209,10 @@ func results(name string, clients int, ws []*worker, m measurement, checks []che
 	}
 	top := row(name, all)
 	if top.Requests+top.Errors > 0 {
-		top.ServerCPUPerReqUs = float64(m.serverCPU.Microseconds()) / float64(top.Requests+top.Errors)
+		n := float64(top.Requests + top.Errors)
+		top.ServerCPUPerReqUs = float64(m.serverCPU.Microseconds()) / n
+		top.PostgresCPUPerReqUs = float64(m.pgCPU.Microseconds()) / n
+		top.BenchCPUPerReqUs = float64(m.selfCPU.Microseconds()) / n
 	}
 	top.MachineBusyPct, top.ServerPeakRSSMB, top.Checks = m.busyPct, m.peakRSSMB, checks
 	out := []scenarioResult{top}

@@ -54,13 +54,16 @@ type scenarioResult struct {
 	Errors            int     `json:"errors"`
 	FirstError        string  `json:"first_error,omitempty"`
 	ServerCPUPerReqUs float64 `json:"server_cpu_per_request_us,omitempty"`
-	ServerPeakRSSMB   float64 `json:"server_peak_rss_mb,omitempty"`
-	MachineBusyPct    float64 `json:"machine_busy_pct,omitempty"`
-	DeliveredPerSec   float64 `json:"delivered_per_second,omitempty"`
-	Reference         string  `json:"reference,omitempty"`
-	ReferenceRatio    float64 `json:"reference_ratio,omitempty"`
-	BaselineP50Ratio  float64 `json:"baseline_p50_ratio,omitempty"`
-	Checks            []check `json:"checks,omitempty"`
+	// CPU of the cluster's processes and of the load generator per request, over the scenario.
+	PostgresCPUPerReqUs float64 `json:"postgres_cpu_per_request_us,omitempty"`
+	BenchCPUPerReqUs    float64 `json:"bench_cpu_per_request_us,omitempty"`
+	ServerPeakRSSMB     float64 `json:"server_peak_rss_mb,omitempty"`
+	MachineBusyPct      float64 `json:"machine_busy_pct,omitempty"`
+	DeliveredPerSec     float64 `json:"delivered_per_second,omitempty"`
+	Reference           string  `json:"reference,omitempty"`
+	ReferenceRatio      float64 `json:"reference_ratio,omitempty"`
+	BaselineP50Ratio    float64 `json:"baseline_p50_ratio,omitempty"`
+	Checks              []check `json:"checks,omitempty"`
 }
 
 // check is one correctness check of a scenario.
@@ -169,14 +172,14 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "seed: %d messages in %d conversations, %d partners, %d queue entries, %.1f s\n\n",
 		r.Seed.Messages, r.Seed.Conversations, r.Seed.Partners, r.Seed.PendingDeliveries, r.Seed.Seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	header := "scenario\tc\treq/s\tp50 ms\tp90 ms\tp99 ms\terrors\tCPU µs/req\tRSS MB\tbusy %\tvs ref\tdelivered/s\t"
+	header := "scenario\tc\treq/s\tp50 ms\tp90 ms\tp99 ms\terrors\tCPU µs/req\tpg µs/req\tbench µs/req\tRSS MB\tbusy %\tvs ref\tdelivered/s\t"
 	if r.Baseline != "" {
 		header += "p50 vs base\t"
 	}
 	fmt.Fprintln(tw, header)
 	for _, s := range r.Scenarios {
-		line := fmt.Sprintf("%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t%s\t", s.Name, s.Clients, s.RPS, s.P50ms, s.P90ms, s.P99ms, s.Errors,
-			blank(s.ServerCPUPerReqUs, "%.0f"), blank(s.ServerPeakRSSMB, "%.0f"), blank(s.MachineBusyPct, "%.0f"),
+		line := fmt.Sprintf("%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t", s.Name, s.Clients, s.RPS, s.P50ms, s.P90ms, s.P99ms, s.Errors,
+			blank(s.ServerCPUPerReqUs, "%.0f"), blank(s.PostgresCPUPerReqUs, "%.0f"), blank(s.BenchCPUPerReqUs, "%.0f"), blank(s.ServerPeakRSSMB, "%.0f"), blank(s.MachineBusyPct, "%.0f"),
 			blank(s.ReferenceRatio, "%.2f×"), blank(s.DeliveredPerSec, "%.0f"))
 		if r.Baseline != "" {
 			line += blank(s.BaselineP50Ratio, "%.2f×") + "\t"
@@ -184,7 +187,7 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintln(tw, line)
 	}
 	for _, ref := range r.References {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t\t\t%s\t\t\t\n", ref.Name, ref.Clients, ref.TPS, ref.P50ms, ref.P90ms, ref.P99ms, ref.Errors, blank(ref.MachineBusyPct, "%.0f"))
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t\t\t\t\t%s\t\t\t\n", ref.Name, ref.Clients, ref.TPS, ref.P50ms, ref.P90ms, ref.P99ms, ref.Errors, blank(ref.MachineBusyPct, "%.0f"))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nserver peak RSS over the run: %.0f MB\n", r.ServerPeakRSSMB)

@@ -306,15 +306,25 @@ func (s *Store) IdempotencyRecord(ctx context.Context, partnerID int64, key stri
 
 // pendingSQL walks the partner's queue in order on its primary key and stops after $3 rows.
 // The access test repeats what the queue already guarantees, as a second line of defence.
+// The lateral subquery, kept apart by OFFSET 0, pins that plan: joined flat, the planner may
+// instead collect every queued message of the partner's conversations and sort them, which
+// costs in proportion to the queue and the history (12 ms instead of 0.5 ms at 100k messages).
 const pendingSQL = `
-SELECT m.id, m.conversation_id, m.sender, m.content, m.attachments, m.created_at,
-       c.reservation_id, c.accommodation_id, COALESCE(c.guest_name, '') AS guest_name,
-       COALESCE(a.name, '') AS accommodation_name, c.guest_participant_id, c.property_participant_id
+SELECT x.id, x.conversation_id, x.sender, x.content, x.attachments, x.created_at,
+       x.reservation_id, x.accommodation_id, x.guest_name, x.accommodation_name,
+       x.guest_participant_id, x.property_participant_id
 FROM deliveries d
-JOIN messages m ON m.seq = d.seq
-JOIN conversations c ON c.id = m.conversation_id
-JOIN accommodations a ON a.id = c.accommodation_id
-WHERE d.partner_id = $1 AND c.stay_end > $2 AND (a.partner_id = $1 OR c.guest_partner_id = $1)
+CROSS JOIN LATERAL (
+    SELECT m.id, m.conversation_id, m.sender, m.content, m.attachments, m.created_at,
+           c.reservation_id, c.accommodation_id, COALESCE(c.guest_name, '') AS guest_name,
+           COALESCE(a.name, '') AS accommodation_name, c.guest_participant_id, c.property_participant_id
+    FROM messages m
+    JOIN conversations c ON c.id = m.conversation_id
+    JOIN accommodations a ON a.id = c.accommodation_id
+    WHERE m.seq = d.seq AND c.stay_end > $2 AND (a.partner_id = $1 OR c.guest_partner_id = $1)
+    OFFSET 0
+) x
+WHERE d.partner_id = $1
 ORDER BY d.seq
 LIMIT $3`
 
