@@ -162,27 +162,16 @@ func (s *Store) PutReservation(ctx context.Context, c messaging.Conversation, no
 	return row.domain(), nil
 }
 
-type messageRow struct {
-	ID             uuid.UUID      `db:"id"`
-	ConversationID uuid.UUID      `db:"conversation_id"`
-	Sender         string         `db:"sender"`
-	Content        string         `db:"content"`
-	Attachments    pq.StringArray `db:"attachments"`
-	CreatedAt      time.Time      `db:"created_at"`
-}
-
-func (r messageRow) domain() (messaging.Message, error) {
-	m := messaging.Message{
-		ID: r.ID, ConversationID: r.ConversationID, Sender: messaging.Side(r.Sender),
-		Content: r.Content, Attachments: make([]uuid.UUID, len(r.Attachments)), CreatedAt: r.CreatedAt.UTC(),
-	}
-	for i, a := range r.Attachments {
+// parseUUIDArray converts a uuid[] column to ids; an empty array is an empty, non-nil slice.
+func parseUUIDArray(a pq.StringArray) ([]uuid.UUID, error) {
+	ids := make([]uuid.UUID, len(a))
+	for i, s := range a {
 		var err error
-		if m.Attachments[i], err = uuid.Parse(a); err != nil {
-			return messaging.Message{}, err
+		if ids[i], err = uuid.Parse(s); err != nil {
+			return nil, err
 		}
 	}
-	return m, nil
+	return ids, nil
 }
 
 func uuidArray(ids []uuid.UUID) pq.StringArray {
@@ -199,7 +188,8 @@ FROM messages
 WHERE conversation_id = $1
 ORDER BY seq`
 
-// Messages returns a conversation's messages, oldest first. Errors: messaging.ErrUnavailable.
+// Messages returns a conversation's messages, oldest first, scanned straight into the domain's
+// fields like Pending. Errors: messaging.ErrUnavailable.
 func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messaging.Message, error) {
 	rows, err := s.q(messagesSQL).QueryxContext(ctx, conversationID)
 	if err != nil {
@@ -207,13 +197,15 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 	}
 	defer rows.Close()
 	out := []messaging.Message{}
+	var sender string
+	var attachments pq.StringArray
 	for rows.Next() {
-		var r messageRow
-		if err := rows.StructScan(&r); err != nil {
+		var m messaging.Message
+		if err := rows.Scan(&m.ID, &m.ConversationID, &sender, &m.Content, &attachments, &m.CreatedAt); err != nil {
 			return nil, translate(err)
 		}
-		m, err := r.domain()
-		if err != nil {
+		m.Sender, m.CreatedAt = messaging.Side(sender), m.CreatedAt.UTC()
+		if m.Attachments, err = parseUUIDArray(attachments); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
@@ -328,18 +320,10 @@ WHERE d.partner_id = $1
 ORDER BY d.seq
 LIMIT $3`
 
-type pendingRow struct {
-	messageRow
-	ReservationID         string    `db:"reservation_id"`
-	AccommodationID       int64     `db:"accommodation_id"`
-	GuestName             string    `db:"guest_name"`
-	AccommodationName     string    `db:"accommodation_name"`
-	GuestParticipantID    uuid.UUID `db:"guest_participant_id"`
-	PropertyParticipantID uuid.UUID `db:"property_participant_id"`
-}
-
 // Pending returns the oldest limit queue entries of the partner, oldest first, of
-// conversations whose stay end is after readableAfter. Errors: messaging.ErrUnavailable.
+// conversations whose stay end is after readableAfter. Rows are scanned straight into the
+// domain's fields: this is the hottest read, and a struct scan costs a reflective walk per row.
+// Errors: messaging.ErrUnavailable.
 func (s *Store) Pending(ctx context.Context, partnerID int64, readableAfter time.Time, limit int) ([]messaging.Delivery, error) {
 	rows, err := s.q(pendingSQL).QueryxContext(ctx, partnerID, readableAfter, limit)
 	if err != nil {
@@ -347,22 +331,21 @@ func (s *Store) Pending(ctx context.Context, partnerID int64, readableAfter time
 	}
 	defer rows.Close()
 	out := make([]messaging.Delivery, 0, limit)
+	var sender string
+	var attachments pq.StringArray
 	for rows.Next() {
-		var r pendingRow
-		if err := rows.StructScan(&r); err != nil {
+		var d messaging.Delivery
+		c := &d.Conversation
+		if err := rows.Scan(&d.ID, &d.ConversationID, &sender, &d.Content, &attachments, &d.CreatedAt,
+			&c.Reservation.ID, &c.Reservation.AccommodationID, &c.Reservation.GuestName, &c.AccommodationName,
+			&c.GuestParticipantID, &c.PropertyParticipantID); err != nil {
 			return nil, translate(err)
 		}
-		m, err := r.messageRow.domain()
-		if err != nil {
+		d.Sender, d.CreatedAt, c.ID = messaging.Side(sender), d.CreatedAt.UTC(), d.ConversationID
+		if d.Attachments, err = parseUUIDArray(attachments); err != nil {
 			return nil, err
 		}
-		out = append(out, messaging.Delivery{Message: m, Conversation: messaging.Conversation{
-			ID:                    r.ConversationID,
-			Reservation:           messaging.Reservation{ID: r.ReservationID, AccommodationID: r.AccommodationID, GuestName: r.GuestName},
-			AccommodationName:     r.AccommodationName,
-			GuestParticipantID:    r.GuestParticipantID,
-			PropertyParticipantID: r.PropertyParticipantID,
-		}})
+		out = append(out, d)
 	}
 	return out, translate(rows.Err())
 }
