@@ -82,8 +82,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.BoolVar(&o.fastPG, "fast-pg", false, "throwaway cluster with fsync and synchronous_commit off")
 	fs.BoolVar(&o.keep, "keep", false, "keep the bench database and cluster afterwards")
 	fs.StringVar(&o.serverBin, "server-bin", "", "service binary to start (default: go build ./cmd/messaging)")
-	fs.IntVar(&o.dbMaxConns, "db-max-conns", 32, "DB_MAX_CONNS of the started service")
-	fs.StringVar(&o.gogc, "gogc", "", "GOGC of the started service (empty: Go's default)")
+	fs.IntVar(&o.dbMaxConns, "db-max-conns", 16, "DB_MAX_CONNS of the started service (16 is its default)")
+	fs.StringVar(&o.gogc, "gogc", "400", "GOGC of the started service, as the Dockerfile sets it (empty: Go's default, 100)")
 	fs.StringVar(&o.gomaxprocs, "gomaxprocs", "", "GOMAXPROCS of the started service (empty: Go's default)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
