@@ -16,5 +16,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/messaging ./cmd/me
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/messaging /usr/local/bin/messaging
 USER nonroot:nonroot
+# Collect garbage at 4x the live heap instead of 2x: reads spend 20% less CPU for ~40 MB of
+# peak RSS instead of ~25 MB (BENCHMARKS.md).
+ENV GOGC=400
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/messaging", "serve"]

@@ -12,10 +12,10 @@ PG_DB ?= messaging
 
 LOCALPG := bash scripts/localpg.sh
 
-.PHONY: help run test fuzz bench-purge build db-stop db-reset fmt vet
+.PHONY: help run test fuzz bench bench-quick bench-purge build db-stop db-reset fmt vet
 
 help: ## List the targets.
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-9s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: ## Run the service; without DATABASE_URL, on the local cluster in .data/pg (port 5433).
 	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
@@ -60,6 +60,15 @@ bench-purge: ## Measure a purge of 1,000,000 expired messages (rows/s, longest b
 	export TEST_DATABASE_URL; \
 	PURGE_BENCH_MESSAGES=$${PURGE_BENCH_MESSAGES:-1000000} \
 		go test -count=1 -run '^TestPurgeMillion$$' -v -timeout 60m ./internal/purge/
+
+# Extra flags for cmd/bench, e.g. BENCH_FLAGS="-messages 1000000 -json bench.json".
+BENCH_FLAGS ?=
+
+bench: ## Load-test the service on a throwaway cluster (about 4 minutes); see BENCHMARKS.md.
+	go run ./cmd/bench $(BENCH_FLAGS)
+
+bench-quick: ## A smoke run of the load test: 3 seconds per scenario.
+	go run ./cmd/bench -quick $(BENCH_FLAGS)
 
 build: ## Build bin/messaging.
 	go build -o bin/messaging ./cmd/messaging

@@ -44,7 +44,8 @@ type Client struct {
 }
 
 // Do sends body (JSON-encoded unless nil) with the partner's credentials and extra headers, and
-// decodes a 2xx answer into out (when not nil). Any other answer is returned as *Error.
+// decodes a 2xx answer into out (when not nil); an out of type *[]byte receives the answer's raw
+// bytes instead. Any other answer is returned as *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any, header http.Header) error {
 	h := http.Header{"Authorization": {"Bearer " + c.APIKey}, "X-Affiliate-Id": {strconv.FormatInt(c.AffiliateID, 10)}}
 	for k, v := range header {
@@ -195,6 +196,10 @@ func do(ctx context.Context, hc *http.Client, method, url string, body, out any,
 	}
 	if out == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw, err = io.ReadAll(resp.Body)
 		return err
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {

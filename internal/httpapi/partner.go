@@ -96,30 +96,7 @@ func (s *Server) latest(v version) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if v == v32 {
-			items := make([]api.LatestMessage32, len(page))
-			for i, d := range page {
-				sender := d.Message.Sender
-				items[i] = api.LatestMessage32{
-					ID: d.ID.String(), Conversation: conversationRef(d.Conversation), Content: d.Content,
-					Sender: api.Sender32{Participant: d.Conversation.ParticipantID(sender).String(),
-						Metadata: metadata(d.Conversation, sender)},
-					Attachments: uuidStrings(d.Attachments), Timestamp: formatTime(d.CreatedAt),
-				}
-			}
-			return c.JSON(http.StatusOK, api.Response[api.LatestData[api.LatestMessage32]]{RequestID: requestID(c), Data: api.LatestData[api.LatestMessage32]{Messages: items}})
-		}
-		items := make([]api.LatestMessage31, len(page))
-		for i, d := range page {
-			sender := d.Message.Sender
-			items[i] = api.LatestMessage31{
-				MessageID: d.ID.String(), Conversation: conversationRef(d.Conversation), Content: d.Content,
-				Sender: api.Sender31{ParticipantID: d.Conversation.ParticipantID(sender).String(),
-					Metadata: metadata(d.Conversation, sender)},
-				Attachments: uuidStrings(d.Attachments), Timestamp: formatTime(d.CreatedAt),
-			}
-		}
-		return c.JSON(http.StatusOK, api.Response[api.LatestData[api.LatestMessage31]]{RequestID: requestID(c), Data: api.LatestData[api.LatestMessage31]{Messages: items}})
+		return s.writeLatest(c, v, page)
 	}
 }
 

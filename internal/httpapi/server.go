@@ -43,6 +43,7 @@ type Server struct {
 	log     *slog.Logger
 	cfg     Config
 	metrics *metrics
+	buffers bufferPool // of answers written by hand (the latest page)
 
 	metricsHandler echo.HandlerFunc
 }

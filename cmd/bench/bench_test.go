@@ -1,0 +1,77 @@
+package main
+
+import (
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValuesOf(t *testing.T) {
+	body := []byte(`{"request_id":"r","data":{"messages":[{"message_id":"0196a2f4-1111-7000-8000-000000000001","content":"say \"message_id\":\"x\"","timestamp":"2025-05-08T08:49:15.001Z"},{"message_id":"0196a2f4-1111-7000-8000-000000000002","timestamp":"2025-05-08T08:49:15.000Z"}]}}`)
+	got := valuesOf(body, `"message_id":"`, 36)
+	want := []string{"0196a2f4-1111-7000-8000-000000000001", "0196a2f4-1111-7000-8000-000000000002"}
+	if !slices.Equal(got, want) {
+		t.Errorf("valuesOf(message_id) = %v, want %v", got, want)
+	}
+	if got := valuesOf(body, `"timestamp":"`, 24); len(got) != 2 || got[0] != "2025-05-08T08:49:15.001Z" {
+		t.Errorf("valuesOf(timestamp) = %v, want the two timestamps", got)
+	}
+	if got := valuesOf([]byte(`{"message_id":"short"}`), `"message_id":"`, 36); len(got) != 0 {
+		t.Errorf("valuesOf on a truncated value = %v, want none", got)
+	}
+}
+
+func TestPct(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 100; i++ {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct {
+		p    int
+		want float64
+	}{{50, 50}, {90, 90}, {99, 99}, {100, 100}} {
+		if got := pct(lat, tc.p); got != tc.want {
+			t.Errorf("pct(1..100 ms, %d) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := pct(nil, 50); got != 0 {
+		t.Errorf("pct(nil, 50) = %v, want 0", got)
+	}
+}
+
+func TestProcReadings(t *testing.T) {
+	if _, err := procCPU(os.Getpid()); err != nil {
+		t.Errorf("procCPU(self) = %v", err)
+	}
+	if rss, err := procPeakRSS(os.Getpid()); err != nil || rss <= 0 {
+		t.Errorf("procPeakRSS(self) = %d, %v; want a positive size", rss, err)
+	}
+	if busy, total := machineCPU(); total <= 0 || busy > total {
+		t.Errorf("machineCPU() = %d, %d; want 0 <= busy <= total, total > 0", busy, total)
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	getenv := func(string) string { return "" }
+	o, err := parseOptions([]string{"-quick", "-messages", "5000", "-pending", "9000"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatalf("parseOptions: %v", err)
+	}
+	if o.duration != 3*time.Second || o.pending != 5000 || !slices.Equal(o.scenarios, allScenarios) {
+		t.Errorf("parseOptions(-quick ...) = duration %v pending %d scenarios %v", o.duration, o.pending, o.scenarios)
+	}
+	for _, args := range [][]string{
+		{"-messages", "10000001"},
+		{"-scenarios", "send,nope"},
+		{"-url", "http://127.0.0.1:8080"},                             // needs -dsn
+		{"-url", "http://example.com:8080", "-dsn", "postgres://x/y"}, // not loopback
+		{"-c", "1"},
+	} {
+		if _, err := parseOptions(args, getenv, io.Discard); err == nil {
+			t.Errorf("parseOptions(%s) = nil error, want one", strings.Join(args, " "))
+		}
+	}
+}

@@ -1,0 +1,153 @@
+// Command bench is the load generator of the messaging service. It creates a fresh database,
+// seeds it with COPY, starts the real service binary against it on loopback (or targets a
+// running one with -url), runs the scenarios (send, latest, drain, conversation, mixed) for a
+// fixed time each at a fixed concurrency, checks the results for correctness, measures a
+// pgbench reference on the same cluster, and prints a table (and JSON with -json).
+//
+// Usage (from the repository root; see BENCHMARKS.md):
+//
+//	go run ./cmd/bench [-quick] [-messages 100000] [-c 64] [-json out.json]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the flags of one run.
+type options struct {
+	dsn          string        // server to create the database on; empty: a throwaway cluster
+	url          string        // a running service; empty: start bin/messaging
+	pid          int           // with -url: the service's pid, for CPU and RSS
+	messages     int           // stored messages to seed
+	pending      int           // how many of the newest messages are queued for delivery
+	history      int           // messages per conversation
+	concurrency  int           // clients
+	lowConc      int           // clients of the send-at-low-concurrency scenario
+	duration     time.Duration // per scenario
+	drainTimeout time.Duration // upper bound of the drain scenario
+	drainPollers int           // concurrent pollers per partner in the drain scenario
+	scenarios    []string
+	jsonOut      string
+	baseline     string // earlier -json file to compare p50s with (the growth check)
+	quick        bool
+	reference    bool // run the pgbench reference
+	fastPG       bool // throwaway cluster without fsync
+	keep         bool // keep the database (and cluster) afterwards
+	serverBin    string
+	dbMaxConns   int
+	gogc         string
+	gomaxprocs   string
+}
+
+var allScenarios = []string{"latest", "conversation", "drain", "send", "send-low", "mixed"}
+
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.dsn, "dsn", getenv("DATABASE_URL"), "PostgreSQL server to create the bench database on (default $DATABASE_URL; empty: a throwaway cluster via scripts/localpg.sh)")
+	fs.StringVar(&o.url, "url", "", "base URL of a running service on 127.0.0.1 (its database must be -dsn); empty: build and start the service")
+	fs.IntVar(&o.pid, "pid", 0, "with -url: the service's process id, for CPU and RSS")
+	fs.IntVar(&o.messages, "messages", 100000, "stored messages to seed (up to 10,000,000)")
+	fs.IntVar(&o.pending, "pending", 100000, "how many of the newest seeded messages are pending delivery (queued for both partners)")
+	fs.IntVar(&o.history, "history", 50, "messages per seeded conversation")
+	fs.IntVar(&o.concurrency, "c", 64, "concurrent clients")
+	fs.IntVar(&o.lowConc, "c-low", 8, "concurrent clients of the send-low scenario")
+	fs.DurationVar(&o.duration, "d", 20*time.Second, "duration of each scenario")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 2*time.Minute, "upper bound of the drain scenario")
+	fs.IntVar(&o.drainPollers, "drain-pollers", 1, "concurrent pollers per partner in the drain scenario")
+	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run, in this order")
+	fs.StringVar(&o.jsonOut, "json", "", "write the results as JSON to this file")
+	fs.StringVar(&o.baseline, "baseline", "", "an earlier -json file: print each p50 as a ratio to it (the growth check)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 3 s per scenario")
+	fs.BoolVar(&o.reference, "reference", true, "measure the pgbench reference")
+	fs.BoolVar(&o.fastPG, "fast-pg", false, "throwaway cluster with fsync and synchronous_commit off")
+	fs.BoolVar(&o.keep, "keep", false, "keep the bench database and cluster afterwards")
+	fs.StringVar(&o.serverBin, "server-bin", "", "service binary to start (default: go build ./cmd/messaging)")
+	fs.IntVar(&o.dbMaxConns, "db-max-conns", 16, "DB_MAX_CONNS of the started service (16 is its default)")
+	fs.StringVar(&o.gogc, "gogc", "400", "GOGC of the started service, as the Dockerfile sets it (empty: Go's default, 100)")
+	fs.StringVar(&o.gomaxprocs, "gomaxprocs", "", "GOMAXPROCS of the started service (empty: Go's default)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.quick {
+		o.duration = 3 * time.Second
+	}
+	var errs []error
+	for _, s := range strings.Split(*scen, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !contains(allScenarios, s) {
+			errs = append(errs, fmt.Errorf("-scenarios: unknown %q (known: %s)", s, strings.Join(allScenarios, ", ")))
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	if o.messages < 1 || o.messages > 10_000_000 {
+		errs = append(errs, errors.New("-messages: want 1 to 10,000,000"))
+	}
+	if o.history < 1 {
+		errs = append(errs, errors.New("-history: want at least 1"))
+	}
+	if o.pending < 0 {
+		errs = append(errs, errors.New("-pending: want 0 or more"))
+	}
+	o.pending = min(o.pending, o.messages)
+	if o.concurrency < 2 || o.concurrency > 1024 || o.lowConc < 1 || o.lowConc > 1024 {
+		errs = append(errs, errors.New("-c and -c-low: want 2 to 1024 and 1 to 1024"))
+	}
+	if o.duration <= 0 || o.duration > 5*time.Minute {
+		errs = append(errs, errors.New("-d: want more than 0 and at most 5m"))
+	}
+	if o.drainPollers < 1 || o.drainPollers > o.concurrency {
+		errs = append(errs, errors.New("-drain-pollers: want 1 to -c"))
+	}
+	if o.url != "" {
+		if o.dsn == "" {
+			errs = append(errs, errors.New("-url needs -dsn (or DATABASE_URL): the database of that service, to seed and check"))
+		}
+		if !strings.HasPrefix(o.url, "http://127.0.0.1:") {
+			errs = append(errs, errors.New("-url: only http://127.0.0.1:PORT is allowed"))
+		}
+	}
+	return o, errors.Join(errs...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// run carries out one bench run; ctx is cancelled on SIGINT or SIGTERM.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	b := &bench{opt: o, out: stdout, log: stderr, started: time.Now()}
+	defer b.cleanup()
+	return b.run(ctx)
+}
