@@ -286,6 +286,11 @@ func (s *Store) InsertMessage(ctx context.Context, m messaging.Message, recipien
 	case errors.As(err, &pqErr) && pqErr.Code == "23503": // foreign_key_violation
 		// The purge deleted the conversation between the window check and the insert.
 		return false, messaging.ErrNotFound
+	case errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "messages_id_key":
+		// m.ID is fresh, so only this very insert can hold it: database/sql retried the
+		// statement on a new connection after the first attempt committed but its answer was
+		// lost. The message is stored exactly once; that is success.
+		return true, nil
 	}
 	return err == nil, translate(err)
 }
