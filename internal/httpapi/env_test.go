@@ -22,8 +22,8 @@ import (
 	"github.com/guestmsg/messaging/internal/pgtest"
 	"github.com/guestmsg/messaging/internal/postgres"
 	"github.com/guestmsg/messaging/internal/purge"
-	"github.com/guestmsg/messaging/internal/testclock"
 	"github.com/guestmsg/messaging/internal/ratelimit"
+	"github.com/guestmsg/messaging/internal/testclock"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
