@@ -233,3 +233,56 @@ func TestLogsHoldNoSecretsOrContent(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowReaderMeetsWriteTimeout asks for a large answer (a conversation of about 6.5 MB) on a
+// connection that never reads it: the server must give the connection up once WRITE_TIMEOUT has
+// passed, and keep answering others meanwhile.
+func TestSlowReaderMeetsWriteTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the binary")
+	}
+	bin := buildBinary(t)
+	svc := startService(t, bin, "", "DATABASE_URL="+pgtest.DSN(t), "WRITE_TIMEOUT=2s", "REQUEST_TIMEOUT=1s")
+	svc.waitReady(30 * time.Second)
+	st := newSetup(t, svc, 1)
+	content := strings.Repeat("x", 65000)
+	const messages = 100
+	for range messages {
+		_, err := st.guest.Send(context.Background(), api.SendRequest{Accommodation: st.accommodation, Reservation: st.reservations[0], Content: content}, "")
+		if err != nil {
+			t.Fatalf("Send = %v", err)
+		}
+	}
+
+	c, err := net.Dial("tcp", svc.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"accommodation": %q, "reservation": %q}`, st.accommodation, st.reservations[0])
+	fmt.Fprintf(c, "POST /messages/conversations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nX-Affiliate-Id: %d\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", st.guest.APIKey, st.guest.AffiliateID, len(body), body)
+
+	// Without a write timeout the handler would block for as long as the client does not read.
+	// With it, the request ends once WRITE_TIMEOUT has passed: its log line says how long it took.
+	time.Sleep(3 * time.Second) // past WRITE_TIMEOUT, reading nothing
+	if got := svc.status(http.MethodGet, "/healthz"); got != http.StatusOK {
+		t.Errorf("GET /healthz while a reader stalls = %d", got)
+	}
+	var took time.Duration
+	for _, line := range strings.Split(svc.logs.String(), "\n") {
+		var entry struct {
+			Route      string  `json:"route"`
+			DurationMS float64 `json:"duration_ms"`
+		}
+		if json.Unmarshal([]byte(line), &entry) == nil && entry.Route == "/messages/conversations" {
+			took = time.Duration(entry.DurationMS * float64(time.Millisecond))
+		}
+	}
+	if took < 2*time.Second || took > 3*time.Second {
+		t.Errorf("the stalled request ended after %v (0: not yet), want about WRITE_TIMEOUT=2s", took)
+	}
+}
