@@ -215,41 +215,22 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 
 // insertMessageSQL stores a message, enqueues it for the recipients ($7), marks its
 // attachments referenced (so the orphan purge leaves them alone; without attachments the
-// cardinality test is a one-time filter and the update does not even scan)
-// and, for a guest message, records when the guest last wrote, in one statement.
+// cardinality test is a one-time filter and the update does not even scan) and, for a guest
+// message, records when the guest last wrote, in one statement. With an Idempotency-Key ($8,
+// $9, $10; all NULL without one) it stores the key record first, and when the partner has the
+// key already it stores nothing and returns no row; a concurrent request with the same key waits
+// on the key's unique index until the first commits.
 const insertMessageSQL = `
-WITH m AS (
-    INSERT INTO messages (id, conversation_id, sender, content, attachments, created_at)
-    VALUES ($1, $2, $3, $4, $5::uuid[], $6)
-    RETURNING seq
-), a AS (
-    UPDATE attachments
-    SET referenced_at = $6
-    WHERE cardinality($5::uuid[]) > 0 AND id = ANY($5::uuid[]) AND conversation_id = $2
-      AND referenced_at IS NULL
-), q AS (
-    INSERT INTO deliveries (partner_id, seq)
-    SELECT r, m.seq FROM m, unnest($7::bigint[]) AS r
-), g AS (
-    UPDATE conversations
-    SET last_guest_message_at = GREATEST(last_guest_message_at, $6)
-    WHERE id = $2 AND $3 = 'guest'
-)
-SELECT seq FROM m`
-
-// insertMessageIdempotentSQL is insertMessageSQL behind an Idempotency-Key record ($8, $9,
-// $10): when the partner has the key already, nothing is stored and no row is returned. A
-// concurrent request with the same key waits on the key's unique index until the first commits.
-const insertMessageIdempotentSQL = `
 WITH k AS (
     INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)
-    VALUES ($8, $9, $10, $1, $2, $6)
+    SELECT $8, $9, $10, $1, $2, $6
+    WHERE $9::text IS NOT NULL
     ON CONFLICT (partner_id, key) DO NOTHING
     RETURNING 1
 ), m AS (
     INSERT INTO messages (id, conversation_id, sender, content, attachments, created_at)
     SELECT $1, $2, $3, $4, $5::uuid[], $6
-    WHERE EXISTS (SELECT FROM k)
+    WHERE $9::text IS NULL OR EXISTS (SELECT FROM k)
     RETURNING seq
 ), a AS (
     UPDATE attachments
@@ -271,14 +252,14 @@ SELECT seq FROM m`
 // stores the key record too, or nothing when the key exists already (then it reports false).
 // Errors: messaging.ErrNotFound (the conversation is gone), messaging.ErrUnavailable.
 func (s *Store) InsertMessage(ctx context.Context, m messaging.Message, recipients []int64, idem *messaging.IdempotencyRecord) (bool, error) {
-	args := []any{m.ID, m.ConversationID, string(m.Sender), m.Content, uuidArray(m.Attachments), m.CreatedAt, pq.Int64Array(recipients)}
-	query := insertMessageSQL
+	var partnerID, key, hash any // NULL without an Idempotency-Key
 	if idem != nil {
-		query = insertMessageIdempotentSQL
-		args = append(args, idem.PartnerID, idem.Key, idem.RequestHash)
+		partnerID, key, hash = idem.PartnerID, idem.Key, idem.RequestHash
 	}
+	args := []any{m.ID, m.ConversationID, string(m.Sender), m.Content, uuidArray(m.Attachments), m.CreatedAt,
+		pq.Int64Array(recipients), partnerID, key, hash}
 	var seq int64
-	err := s.q(query).QueryRowxContext(ctx, args...).Scan(&seq)
+	err := s.q(insertMessageSQL).QueryRowxContext(ctx, args...).Scan(&seq)
 	var pqErr *pq.Error
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

@@ -100,7 +100,7 @@ type Store struct {
 
 // hotQueries are prepared by New.
 var hotQueries = []string{
-	partnerByKeyHashSQL, conversationsSQL, insertMessageSQL, insertMessageIdempotentSQL,
+	partnerByKeyHashSQL, conversationsSQL, insertMessageSQL,
 	idempotencyRecordSQL, pendingSQL, confirmSQL, confirmedBeforeSQL, messagesSQL,
 }
 
