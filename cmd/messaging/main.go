@@ -131,13 +131,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}, reg))
 		log.Info("ready")
 
-		// The purge stops with the server: a batch in flight is cancelled and rolled back.
+		// The purge stops with the server, however it stops: a batch in flight is cancelled and
+		// rolled back, and the store closes only after the purge has returned.
+		purgeCtx, stopPurge := context.WithCancel(ctx)
 		purged := make(chan struct{})
 		go func() {
 			defer close(purged)
-			purge.New(store, cfg.Windows, time.Now, log.With("component", "purge")).Run(ctx, cfg.PurgeInterval)
+			purge.New(store, cfg.Windows, time.Now, log.With("component", "purge")).Run(purgeCtx, cfg.PurgeInterval)
 		}()
-		defer func() { <-purged }()
+		defer func() { stopPurge(); <-purged }()
 
 		select {
 		case err := <-served:
