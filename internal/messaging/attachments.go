@@ -118,11 +118,7 @@ type UploadInput struct {
 // problem found.
 func (in UploadInput) validate(p AttachmentPolicy) (name, mediaType string, err error) {
 	var errs ValidationErrors
-	add := func(e error) {
-		if e != nil {
-			errs = append(errs, e.(*ValidationError))
-		}
-	}
+	add := errs.Add
 	add(validateAttachmentRef(in.Ref))
 	name, nameErr := cleanFileName(in.FileName)
 	add(nameErr)
