@@ -18,6 +18,7 @@
 # its unix socket in DIR. As root the cluster belongs to the "postgres" user (the superuser role
 # is "postgres"); as another user it belongs to that user (the superuser role is that user).
 #
+# LOCALPG_SHARED_BUFFERS (e.g. 2GB) sets shared_buffers; unset, PostgreSQL's default (128MB).
 # LOCALPG_FAST=1 turns off fsync, synchronous_commit and full_page_writes: for throwaway test
 # clusters only, never for data you want to keep. The setting is applied at every start.
 set -euo pipefail
@@ -118,6 +119,9 @@ write_conf() {
 		echo "port = $port"
 		echo "unix_socket_directories = '${dir//\'/\'\'}'"
 		echo "max_connections = 200"
+		if [[ -n ${LOCALPG_SHARED_BUFFERS:-} ]]; then
+			echo "shared_buffers = '${LOCALPG_SHARED_BUFFERS//\'/}'"
+		fi
 		if [[ ${LOCALPG_FAST:-0} == 1 ]]; then
 			echo "# LOCALPG_FAST=1: throwaway cluster, not crash-safe."
 			echo "fsync = off"

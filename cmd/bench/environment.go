@@ -205,7 +205,8 @@ func (b *bench) startCluster(ctx context.Context) error {
 	}
 	cmd := exec.CommandContext(ctx, "bash", "scripts/localpg.sh", "start", b.clusterDir, strings.TrimSpace(string(port)))
 	cmd.Stderr = b.log
-	cmd.Env = append(os.Environ(), "LOCALPG_FAST="+map[bool]string{true: "1", false: "0"}[b.opt.fastPG])
+	cmd.Env = append(os.Environ(), "LOCALPG_FAST="+map[bool]string{true: "1", false: "0"}[b.opt.fastPG],
+		"LOCALPG_SHARED_BUFFERS="+b.opt.sharedBuffers)
 	out, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("localpg.sh start: %w", err)

@@ -33,28 +33,29 @@ func main() {
 
 // options are the flags of one run.
 type options struct {
-	dsn          string        // server to create the database on; empty: a throwaway cluster
-	url          string        // a running service; empty: start bin/messaging
-	pid          int           // with -url: the service's pid, for CPU and RSS
-	messages     int           // stored messages to seed
-	pending      int           // how many of the newest messages are queued for delivery
-	history      int           // messages per conversation
-	concurrency  int           // clients
-	lowConc      int           // clients of the send-at-low-concurrency scenario
-	duration     time.Duration // per scenario
-	drainTimeout time.Duration // upper bound of the drain scenario
-	drainPollers int           // concurrent pollers per partner in the drain scenario
-	scenarios    []string
-	jsonOut      string
-	baseline     string // earlier -json file to compare p50s with (the growth check)
-	quick        bool
-	reference    bool // run the pgbench reference
-	fastPG       bool // throwaway cluster without fsync
-	keep         bool // keep the database (and cluster) afterwards
-	serverBin    string
-	dbMaxConns   int
-	gogc         string
-	gomaxprocs   string
+	dsn           string        // server to create the database on; empty: a throwaway cluster
+	url           string        // a running service; empty: start bin/messaging
+	pid           int           // with -url: the service's pid, for CPU and RSS
+	messages      int           // stored messages to seed
+	pending       int           // how many of the newest messages are queued for delivery
+	history       int           // messages per conversation
+	concurrency   int           // clients
+	lowConc       int           // clients of the send-at-low-concurrency scenario
+	duration      time.Duration // per scenario
+	drainTimeout  time.Duration // upper bound of the drain scenario
+	drainPollers  int           // concurrent pollers per partner in the drain scenario
+	scenarios     []string
+	jsonOut       string
+	baseline      string // earlier -json file to compare p50s with (the growth check)
+	quick         bool
+	reference     bool   // run the pgbench reference
+	fastPG        bool   // throwaway cluster without fsync
+	sharedBuffers string // shared_buffers of the throwaway cluster
+	keep          bool   // keep the database (and cluster) afterwards
+	serverBin     string
+	dbMaxConns    int
+	gogc          string
+	gomaxprocs    string
 }
 
 var allScenarios = []string{"latest", "conversation", "drain", "send", "send-low", "mixed"}
@@ -80,6 +81,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 3 s per scenario")
 	fs.BoolVar(&o.reference, "reference", true, "measure the pgbench reference")
 	fs.BoolVar(&o.fastPG, "fast-pg", false, "throwaway cluster with fsync and synchronous_commit off")
+	fs.StringVar(&o.sharedBuffers, "shared-buffers", "2GB", "shared_buffers of the throwaway cluster (a production-like share of this machine's memory; PostgreSQL's default is 128MB)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the bench database and cluster afterwards")
 	fs.StringVar(&o.serverBin, "server-bin", "", "service binary to start (default: go build ./cmd/messaging)")
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 16, "DB_MAX_CONNS of the started service (16 is its default)")
