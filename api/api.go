@@ -141,16 +141,6 @@ type Participant struct {
 	Metadata ParticipantMetadata `json:"metadata"`
 }
 
-// ConversationMessage31 is a message of a 3.1 conversation; ReplyTo is always null.
-type ConversationMessage31 struct {
-	ID          string   `json:"id"`
-	ReplyTo     *string  `json:"reply_to"`
-	Sender      string   `json:"sender"`
-	Content     string   `json:"content"`
-	Attachments []string `json:"attachments"`
-	Timestamp   string   `json:"timestamp"`
-}
-
 // ConversationMessage32 is a message of a 3.2 conversation.
 type ConversationMessage32 struct {
 	ID          string   `json:"id"`
@@ -158,6 +148,13 @@ type ConversationMessage32 struct {
 	Content     string   `json:"content"`
 	Attachments []string `json:"attachments"`
 	Timestamp   string   `json:"timestamp"`
+}
+
+// ConversationMessage31 is a message of a 3.1 conversation: the 3.2 message with
+// "reply_to": null.
+type ConversationMessage31 struct {
+	ConversationMessage32
+	ReplyTo *string `json:"reply_to"`
 }
 
 // Conversation states: the caller may send while "open".

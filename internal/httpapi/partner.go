@@ -141,22 +141,21 @@ func (s *Server) conversation(v version) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		msgs := make([]api.ConversationMessage32, len(view.Messages))
+		for i, m := range view.Messages {
+			msgs[i] = api.ConversationMessage32{ID: m.ID.String(), Sender: view.ParticipantID(m.Sender).String(),
+				Content: m.Content, Attachments: uuidStrings(m.Attachments), Timestamp: formatTime(m.CreatedAt)}
+		}
 		if v == v32 {
-			msgs := make([]api.ConversationMessage32, len(view.Messages))
-			for i, m := range view.Messages {
-				msgs[i] = api.ConversationMessage32{ID: m.ID.String(), Sender: view.ParticipantID(m.Sender).String(),
-					Content: m.Content, Attachments: uuidStrings(m.Attachments), Timestamp: formatTime(m.CreatedAt)}
-			}
 			return c.JSON(http.StatusOK, api.Response[api.ConversationData32]{RequestID: requestID(c),
 				Data: api.ConversationData32{Conversation: conversationBody(view, msgs)}})
 		}
-		msgs := make([]api.ConversationMessage31, len(view.Messages))
-		for i, m := range view.Messages {
-			msgs[i] = api.ConversationMessage31{ID: m.ID.String(), Sender: view.ParticipantID(m.Sender).String(),
-				Content: m.Content, Attachments: uuidStrings(m.Attachments), Timestamp: formatTime(m.CreatedAt)}
+		msgs31 := make([]api.ConversationMessage31, len(msgs))
+		for i, m := range msgs {
+			msgs31[i] = api.ConversationMessage31{ConversationMessage32: m}
 		}
 		return c.JSON(http.StatusOK, api.Response[api.ConversationData31]{RequestID: requestID(c),
-			Data: api.ConversationData31{Conversations: conversationBody(view, msgs)}})
+			Data: api.ConversationData31{Conversations: conversationBody(view, msgs31)}})
 	}
 }
 
