@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/ratelimit"
 )
@@ -172,7 +173,7 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-var errPanic = &requestError{http.StatusInternalServerError, "internal_error", "Internal server error."}
+var errPanic = &requestError{http.StatusInternalServerError, api.ErrInternal, "Internal server error."}
 
 // authenticate admits a partner request carrying "Authorization: Bearer <key>" and the key's
 // partner in X-Affiliate-Id, within the partner's request budget.
