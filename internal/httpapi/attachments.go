@@ -90,7 +90,7 @@ func (s *Server) upload(c echo.Context) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	id, err := s.svc.Upload(c.Request().Context(), partnerOf(c), in)
+	id, err := s.svc.Upload(c.Request().Context(), callerOf(c), in)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func (s *Server) metadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.svc.AttachmentMetadata(c.Request().Context(), partnerOf(c), ref, id)
+	a, err := s.svc.AttachmentMetadata(c.Request().Context(), callerOf(c), ref, id)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (s *Server) download(v version) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		a, content, err := s.svc.DownloadAttachment(c.Request().Context(), partnerOf(c), ref, id)
+		a, content, err := s.svc.DownloadAttachment(c.Request().Context(), callerOf(c), ref, id)
 		if err != nil {
 			return err
 		}

@@ -52,7 +52,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int("status", c.Response().Status),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		}
-		if p := partnerOf(c); p.AffiliateID != 0 {
+		if p := callerOf(c); p.AffiliateID != 0 {
 			attrs = append(attrs, slog.Int64("partner", p.AffiliateID))
 		}
 		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)

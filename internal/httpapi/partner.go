@@ -69,7 +69,7 @@ func (s *Server) send(c echo.Context) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	id, err := s.svc.Send(c.Request().Context(), partnerOf(c), in)
+	id, err := s.svc.Send(c.Request().Context(), callerOf(c), in)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func validIdempotencyKey(k string) bool {
 // latest ignores the request body entirely.
 func (s *Server) latest(v version) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		page, err := s.svc.Latest(c.Request().Context(), partnerOf(c))
+		page, err := s.svc.Latest(c.Request().Context(), callerOf(c))
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func (s *Server) confirm(v version) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		confirmed, err := s.svc.Confirm(c.Request().Context(), partnerOf(c), ids)
+		confirmed, err := s.svc.Confirm(c.Request().Context(), callerOf(c), ids)
 		if err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func (s *Server) conversation(v version) echo.HandlerFunc {
 		if err := f.Err(); err != nil {
 			return err
 		}
-		view, err := s.svc.Conversation(c.Request().Context(), partnerOf(c), ref)
+		view, err := s.svc.Conversation(c.Request().Context(), callerOf(c), ref)
 		if err != nil {
 			return err
 		}

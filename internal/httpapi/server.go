@@ -111,7 +111,7 @@ func (s *Server) routes() []route {
 
 const (
 	ctxRequestID = "request_id"
-	ctxPartner   = "partner"
+	ctxCaller    = "caller"
 )
 
 // requestID reuses a client's X-Request-Id of 1 to 128 printable ASCII characters, or makes one,
@@ -192,7 +192,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.Set(ctxPartner, p)
+		c.Set(ctxCaller, p)
 		if ok, retryAfter := s.cfg.RateLimit.Allow(p.AffiliateID); !ok {
 			return &rateLimitedError{retryAfter: retryAfter}
 		}
@@ -200,8 +200,8 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func partnerOf(c echo.Context) messaging.Partner {
-	p, _ := c.Get(ctxPartner).(messaging.Partner)
+func callerOf(c echo.Context) messaging.Caller {
+	p, _ := c.Get(ctxCaller).(messaging.Caller)
 	return p
 }
 

@@ -30,23 +30,6 @@ func HashSecret(secret string) []byte {
 	return sum[:]
 }
 
-// Authenticate returns the partner whose key secret is, provided it is the partner with
-// affiliateID. Errors: ErrUnauthorized (unknown or revoked key), ErrForbidden (the key is
-// another partner's), ErrUnavailable.
-func (s *Service) Authenticate(ctx context.Context, secret string, affiliateID int64) (Partner, error) {
-	p, err := s.store.PartnerByKeyHash(ctx, HashSecret(secret))
-	if errors.Is(err, ErrNotFound) {
-		return Partner{}, ErrUnauthorized
-	}
-	if err != nil {
-		return Partner{}, err
-	}
-	if p.AffiliateID != affiliateID {
-		return Partner{}, ErrForbidden
-	}
-	return p, nil
-}
-
 // CreatePartner registers a partner; an AffiliateID of 0 asks for one to be assigned.
 // Errors: *ValidationError, ErrConflict (the id is taken), ErrUnavailable.
 func (s *Service) CreatePartner(ctx context.Context, p Partner) (Partner, error) {

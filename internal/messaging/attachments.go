@@ -197,7 +197,7 @@ func validateAttachmentRef(ref ConversationRef) error {
 // counts as gone after OrphanAttachmentTTL unless a message references it by then. Uploading is
 // part of sending, so it follows the send window. Errors: ValidationErrors, ErrNotFound,
 // *WindowClosedError, ErrUnavailable.
-func (s *Service) Upload(ctx context.Context, caller Partner, in UploadInput) (uuid.UUID, error) {
+func (s *Service) Upload(ctx context.Context, caller Caller, in UploadInput) (uuid.UUID, error) {
 	name, mediaType, err := in.validate(s.attachments)
 	if err != nil {
 		return uuid.Nil, err
@@ -224,7 +224,7 @@ func (s *Service) Upload(ctx context.Context, caller Partner, in UploadInput) (u
 // attachment finds attachment id of the conversation ref names, as caller may see it: unknown,
 // foreign, unsent by another partner, expired, and past the caller's read window are all
 // ErrNotFound alike.
-func (s *Service) attachment(ctx context.Context, caller Partner, ref ConversationRef, id uuid.UUID, withContent bool) (Attachment, []byte, error) {
+func (s *Service) attachment(ctx context.Context, caller Caller, ref ConversationRef, id uuid.UUID, withContent bool) (Attachment, []byte, error) {
 	err := validateAttachmentRef(ref)
 	if err == nil && id == uuid.Nil {
 		err = Missing("attachment")
@@ -243,7 +243,7 @@ func (s *Service) attachment(ctx context.Context, caller Partner, ref Conversati
 	if err != nil {
 		return Attachment{}, nil, err
 	}
-	if len(found) == 0 || !found[0].visibleTo(caller, now) {
+	if len(found) == 0 || !found[0].visibleTo(caller.Partner, now) {
 		return Attachment{}, nil, ErrNotFound
 	}
 	if !withContent {
@@ -254,14 +254,14 @@ func (s *Service) attachment(ctx context.Context, caller Partner, ref Conversati
 
 // AttachmentMetadata returns an attachment of the conversation ref names, without its bytes.
 // Errors: *ValidationError, ErrNotFound, ErrUnavailable.
-func (s *Service) AttachmentMetadata(ctx context.Context, caller Partner, ref ConversationRef, id uuid.UUID) (Attachment, error) {
+func (s *Service) AttachmentMetadata(ctx context.Context, caller Caller, ref ConversationRef, id uuid.UUID) (Attachment, error) {
 	a, _, err := s.attachment(ctx, caller, ref, id, false)
 	return a, err
 }
 
 // DownloadAttachment returns an attachment of the conversation ref names with its bytes.
 // Errors: *ValidationError, ErrNotFound, ErrUnavailable.
-func (s *Service) DownloadAttachment(ctx context.Context, caller Partner, ref ConversationRef, id uuid.UUID) (Attachment, []byte, error) {
+func (s *Service) DownloadAttachment(ctx context.Context, caller Caller, ref ConversationRef, id uuid.UUID) (Attachment, []byte, error) {
 	return s.attachment(ctx, caller, ref, id, true)
 }
 

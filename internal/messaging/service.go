@@ -27,21 +27,26 @@ type Store interface {
 	PutReservation(ctx context.Context, c Conversation, now time.Time) (Conversation, error)
 
 	// Conversations returns the conversations of accommodation ref.AccommodationID whose id is
-	// ref.ConversationID or whose reservation is ref.ReservationID (zero, one or two of them).
-	Conversations(ctx context.Context, ref ConversationRef) ([]Conversation, error)
+	// ref.ConversationID or whose reservation is ref.ReservationID (zero, one or two of them);
+	// none when keyHash is not an unrevoked key's.
+	Conversations(ctx context.Context, keyHash []byte, ref ConversationRef) ([]Conversation, error)
 	Messages(ctx context.Context, conversationID uuid.UUID) ([]Message, error)
-	// InsertMessage stores m, marks its attachments referenced and enqueues it for the
-	// recipients. With a non-nil idempotency record it stores that too, atomically, and reports
-	// false without storing anything when the partner already has a record of that key.
-	InsertMessage(ctx context.Context, m Message, recipients []int64, idem *IdempotencyRecord) (bool, error)
+	// InsertMessage is a whole send in one statement. It stores m in the conversation of
+	// caller's side that matches every part ref gives, provided caller's key is unrevoked and
+	// open allows the conversation (m.ConversationID is not used); marks m's attachments
+	// referenced; and enqueues m for the conversation's partners. With a non-nil idempotency
+	// record it stores that too, atomically. It stores nothing and reports false when any of
+	// that does not hold or the partner already has a record of the key.
+	InsertMessage(ctx context.Context, caller Caller, ref ConversationRef, open SendOpen, m Message, idem *IdempotencyRecord) (bool, error)
 	IdempotencyRecord(ctx context.Context, partnerID int64, key string) (IdempotencyRecord, error)
-	// Pending returns the oldest limit queue entries of the partner, oldest first, of
-	// conversations whose stay end is after readableAfter.
-	Pending(ctx context.Context, partnerID int64, readableAfter time.Time, limit int) ([]Delivery, error)
+	// Pending returns the oldest limit queue entries of the caller, oldest first, of
+	// conversations whose stay end is after readableAfter; none when the caller's key is revoked.
+	Pending(ctx context.Context, caller Caller, readableAfter time.Time, limit int) ([]Delivery, error)
 	// Confirm removes the given messages of conversations whose stay end is after readableAfter
-	// from the partner's queue and returns the ids, among those given, that are confirmed for the
-	// partner now: removed now, or visible to it in such a conversation and no longer queued.
-	Confirm(ctx context.Context, partnerID int64, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error)
+	// from the caller's queue and returns the ids, among those given, that are confirmed for the
+	// caller now: removed now, or visible to it in such a conversation and no longer queued.
+	// It removes and returns nothing when the caller's key is revoked.
+	Confirm(ctx context.Context, caller Caller, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error)
 
 	AttachmentStore
 }
@@ -62,6 +67,7 @@ type Service struct {
 	windows     Windows
 	now         func() time.Time
 	attachments AttachmentPolicy
+	keys        *keyCache
 }
 
 // Option changes a default of NewService.
@@ -74,7 +80,7 @@ func WithAttachmentPolicy(p AttachmentPolicy) Option {
 
 // NewService returns a service on store with the given windows and clock.
 func NewService(store Store, windows Windows, now func() time.Time, opts ...Option) *Service {
-	s := &Service{store: store, windows: windows, now: now, attachments: DefaultAttachmentPolicy}
+	s := &Service{store: store, windows: windows, now: now, attachments: DefaultAttachmentPolicy, keys: newKeyCache()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -92,16 +98,17 @@ func (s *Service) Now() time.Time { return s.now().UTC().Truncate(time.Milliseco
 
 // resolve finds the conversation ref names and the side caller acts for in it. Conversations
 // the caller may not access, or may no longer read, are ErrNotFound; a conversation id and a
-// reservation that name two different visible conversations are ErrConflictingParameters.
-func (s *Service) resolve(ctx context.Context, caller Partner, ref ConversationRef, now time.Time) (Conversation, Side, error) {
-	found, err := s.store.Conversations(ctx, ref)
+// reservation that name two different visible conversations are ErrConflictingParameters; a
+// revoked key is ErrUnauthorized.
+func (s *Service) resolve(ctx context.Context, caller Caller, ref ConversationRef, now time.Time) (Conversation, Side, error) {
+	found, err := s.store.Conversations(ctx, caller.KeyHash, ref)
 	if err != nil {
 		return Conversation{}, "", err
 	}
 	var byID, byReservation *Conversation
 	for i := range found {
 		c := &found[i]
-		if side, ok := c.sideOf(caller); !ok || !now.Before(s.windows.ReadableUntil(*c, side)) {
+		if side, ok := c.sideOf(caller.Partner); !ok || !now.Before(s.windows.ReadableUntil(*c, side)) {
 			continue
 		}
 		if ref.ConversationID != uuid.Nil && c.ID == ref.ConversationID {
@@ -113,13 +120,15 @@ func (s *Service) resolve(ctx context.Context, caller Partner, ref ConversationR
 	}
 	switch {
 	case ref.ConversationID != uuid.Nil && byID == nil, ref.ReservationID != "" && byReservation == nil:
-		return Conversation{}, "", ErrNotFound
+		// The store found nothing when the key has been revoked. Whether it found a conversation
+		// the caller may not see or none, the same calls follow: refusals look like absence.
+		return Conversation{}, "", s.recheck(ctx, caller, ErrNotFound)
 	case byID != nil && byReservation != nil && byID.ID != byReservation.ID:
 		return Conversation{}, "", ErrConflictingParameters
 	case byID == nil:
 		byID = byReservation
 	}
-	side, _ := byID.sideOf(caller)
+	side, _ := byID.sideOf(caller.Partner)
 	return *byID, side, nil
 }
 
@@ -177,19 +186,42 @@ func (in SendInput) hash() []byte {
 // request's. Attachments must be the conversation's and visible to the caller (see
 // checkAttachments); storing the message marks them referenced. Errors: *ValidationError,
 // ValidationErrors (bad attachments), ErrNotFound, ErrConflictingParameters,
-// *WindowClosedError, ErrIdempotencyKeyReused, ErrUnavailable.
-func (s *Service) Send(ctx context.Context, caller Partner, in SendInput) (uuid.UUID, error) {
+// *WindowClosedError, ErrIdempotencyKeyReused, ErrUnauthorized (revoked key), ErrUnavailable.
+//
+// The common send, without attachments, into an open conversation and with a new key if any,
+// is one statement (Store.SendIfOpen). When that stores nothing, the send is made again step by
+// step, which tells why (or stores, if what stopped the statement has changed since).
+func (s *Service) Send(ctx context.Context, caller Caller, in SendInput) (uuid.UUID, error) {
 	if err := in.validate(); err != nil {
 		return uuid.Nil, err
 	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.Nil, err
+	}
+	now := s.Now()
 	var idem *IdempotencyRecord
 	if in.IdempotencyKey != "" {
-		idem = &IdempotencyRecord{PartnerID: caller.AffiliateID, Key: in.IdempotencyKey, RequestHash: in.hash()}
+		idem = &IdempotencyRecord{PartnerID: caller.AffiliateID, Key: in.IdempotencyKey, RequestHash: in.hash(),
+			MessageID: id, CreatedAt: now}
+	}
+	m := Message{ID: id, Sender: caller.Kind, Content: in.Content, Attachments: in.Attachments, CreatedAt: now}
+	open := s.windows.SendOpenAt(caller.Kind, now)
+	if len(in.Attachments) == 0 {
+		if ok, err := s.store.InsertMessage(ctx, caller, in.Ref, open, m, idem); err != nil || ok {
+			return id, err
+		}
+	}
+	// Step by step: explain why the statement stored nothing, or check the attachments.
+	if idem != nil {
+		// A replay reads no conversation, so the key is checked first.
+		if err := s.recheck(ctx, caller, nil); err != nil {
+			return uuid.Nil, err
+		}
 		if id, err := s.replay(ctx, *idem); !errors.Is(err, ErrNotFound) {
 			return id, err
 		}
 	}
-	now := s.Now()
 	conv, side, err := s.resolve(ctx, caller, in.Ref, now)
 	if err != nil {
 		return uuid.Nil, err
@@ -198,26 +230,22 @@ func (s *Service) Send(ctx context.Context, caller Partner, in SendInput) (uuid.
 		return uuid.Nil, &WindowClosedError{ClosedAt: until}
 	}
 	if len(in.Attachments) > 0 {
-		if err := s.checkAttachments(ctx, caller, conv.ID, in.Attachments, now); err != nil {
+		if err := s.checkAttachments(ctx, caller.Partner, conv.ID, in.Attachments, now); err != nil {
 			return uuid.Nil, err
 		}
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
+	// The conversation is now named by its id alone: the reservation was resolved to it.
+	ok, err := s.store.InsertMessage(ctx, caller, ConversationRef{AccommodationID: in.Ref.AccommodationID, ConversationID: conv.ID}, open, m, idem)
+	switch {
+	case err != nil:
 		return uuid.Nil, err
-	}
-	m := Message{ID: id, ConversationID: conv.ID, Sender: side, Content: in.Content, Attachments: in.Attachments, CreatedAt: now}
-	if idem != nil {
-		idem.MessageID, idem.ConversationID, idem.CreatedAt = id, conv.ID, now
-	}
-	inserted, err := s.store.InsertMessage(ctx, m, conv.Recipients(), idem)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	if !inserted { // a concurrent request with the same key won; answer as it did
+	case ok:
+		return id, nil
+	case idem != nil: // a concurrent request with the same key won; answer as it did
 		return s.replay(ctx, *idem)
 	}
-	return id, nil
+	// The key was revoked, or the conversation changed or was purged, since resolve.
+	return uuid.Nil, s.recheck(ctx, caller, ErrNotFound)
 }
 
 // replay answers a send whose Idempotency-Key the partner used before: the first message id
@@ -234,12 +262,15 @@ func (s *Service) replay(ctx context.Context, want IdempotencyRecord) (uuid.UUID
 }
 
 // Latest returns the caller's page of undelivered messages: the LatestPageSize oldest
-// unconfirmed ones, newest first. Errors: ErrUnavailable.
-func (s *Service) Latest(ctx context.Context, caller Partner) ([]Delivery, error) {
+// unconfirmed ones, newest first. Errors: ErrUnauthorized (revoked key), ErrUnavailable.
+func (s *Service) Latest(ctx context.Context, caller Caller) ([]Delivery, error) {
 	readableAfter := s.windows.ReadableStayEndAfter(caller.Kind, s.Now())
-	page, err := s.store.Pending(ctx, caller.AffiliateID, readableAfter, LatestPageSize)
+	page, err := s.store.Pending(ctx, caller, readableAfter, LatestPageSize)
 	if err != nil {
 		return nil, err
+	}
+	if len(page) == 0 {
+		return page, s.recheck(ctx, caller, nil)
 	}
 	slices.Reverse(page)
 	return page, nil
@@ -248,8 +279,8 @@ func (s *Service) Latest(ctx context.Context, caller Partner) ([]Delivery, error
 // Confirm removes the given messages from the caller's queue. It returns the ids of the request
 // that are confirmed for the caller now, newly or before, in request order and without
 // duplicates; ids that are not the caller's are left out without error.
-// Errors: *ValidationError, ErrUnavailable.
-func (s *Service) Confirm(ctx context.Context, caller Partner, ids []uuid.UUID) ([]uuid.UUID, error) {
+// Errors: *ValidationError, ErrUnauthorized (revoked key), ErrUnavailable.
+func (s *Service) Confirm(ctx context.Context, caller Caller, ids []uuid.UUID) ([]uuid.UUID, error) {
 	if len(ids) == 0 {
 		return nil, Missing("messages")
 	}
@@ -265,9 +296,14 @@ func (s *Service) Confirm(ctx context.Context, caller Partner, ids []uuid.UUID) 
 		}
 	}
 	readableAfter := s.windows.ReadableStayEndAfter(caller.Kind, s.Now())
-	confirmed, err := s.store.Confirm(ctx, caller.AffiliateID, readableAfter, unique)
+	confirmed, err := s.store.Confirm(ctx, caller, readableAfter, unique)
 	if err != nil {
 		return nil, err
+	}
+	if len(confirmed) == 0 {
+		if err := s.recheck(ctx, caller, nil); err != nil {
+			return nil, err
+		}
 	}
 	ok := make(map[uuid.UUID]bool, len(confirmed))
 	for _, id := range confirmed {
@@ -287,8 +323,9 @@ type ConversationView struct {
 }
 
 // Conversation returns the conversation ref names, as the caller sees it, messages oldest
-// first. Errors: *ValidationError, ErrNotFound, ErrConflictingParameters, ErrUnavailable.
-func (s *Service) Conversation(ctx context.Context, caller Partner, ref ConversationRef) (ConversationView, error) {
+// first. Errors: *ValidationError, ErrNotFound, ErrConflictingParameters, ErrUnauthorized
+// (revoked key), ErrUnavailable.
+func (s *Service) Conversation(ctx context.Context, caller Caller, ref ConversationRef) (ConversationView, error) {
 	if err := validateRef(ref); err != nil {
 		return ConversationView{}, err
 	}

@@ -65,6 +65,37 @@ func (w Windows) SendAllowedUntil(c Conversation, s Side) time.Time {
 	return until
 }
 
+// SendOpen is SendAllowedUntil turned around for a query: at a given instant, side s may send in
+// a conversation exactly when its stay end is after StayEndAfter and, besides, its stay end is
+// after SendStayEndAfter or its latest guest message is after GuestMessageAfter (nil: never).
+// Allows is that predicate; the store applies it in SQL.
+type SendOpen struct {
+	StayEndAfter      time.Time
+	SendStayEndAfter  time.Time
+	GuestMessageAfter *time.Time
+}
+
+// SendOpenAt returns when side s may send at now, as SendOpen.
+func (w Windows) SendOpenAt(s Side, now time.Time) SendOpen {
+	read := w.ReadableStayEndAfter(s, now)
+	if s == Guest {
+		return SendOpen{StayEndAfter: read, SendStayEndAfter: read}
+	}
+	reply := now.Add(-time.Duration(w.PropertyReplyDays) * day)
+	return SendOpen{
+		StayEndAfter:      read,
+		SendStayEndAfter:  now.Add(-time.Duration(w.PropertySendDays) * day),
+		GuestMessageAfter: &reply,
+	}
+}
+
+// Allows reports whether the conversation is open for sending: for the side and instant o was
+// made for, it equals now.Before(SendAllowedUntil(c, side)).
+func (o SendOpen) Allows(c Conversation) bool {
+	replied := o.GuestMessageAfter != nil && !c.LastGuestMessageAt.IsZero() && c.LastGuestMessageAt.After(*o.GuestMessageAfter)
+	return c.StayEnd.After(o.StayEndAfter) && (c.StayEnd.After(o.SendStayEndAfter) || replied)
+}
+
 // RetentionCutoff is the instant at or before which, at now, a stay end is past retention: such a
 // conversation is readable by nobody and is purged.
 // It is the property's ReadableStayEndAfter, so the purge removes exactly what nobody may read.

@@ -83,3 +83,31 @@ func TestIdempotencyCutoff(t *testing.T) {
 		t.Errorf("a record 24 hours and 1 ms old is not before the cutoff %v", cut)
 	}
 }
+
+// SendOpen is what the one-statement send applies in SQL; it must agree with SendAllowedUntil
+// at every instant, and in particular one millisecond on either side of every edge.
+func TestSendOpenAgreesWithSendAllowedUntil(t *testing.T) {
+	end := time.Date(2026, 7, 6, 0, 0, 0, 0, time.UTC)
+	windows := []Windows{DefaultWindows, {66, 7, 14, 70}, {66, 0, 0, 365}, {66, 7, 14, 30}, {0, 0, 0, 0}, {10, 30, 5, 20}}
+	lastGuest := []time.Time{{}, end.AddDate(0, 0, -10), end, end.AddDate(0, 0, 3), end.AddDate(0, 0, 30), end.AddDate(0, 0, 66), end.AddDate(0, 0, 400)}
+	for _, w := range windows {
+		for _, lg := range lastGuest {
+			c := Conversation{StayEnd: end, LastGuestMessageAt: lg}
+			for _, side := range []Side{Guest, Property} {
+				until := w.SendAllowedUntil(c, side)
+				edges := []time.Time{until, end, w.ReadableUntil(c, side), end.AddDate(0, 0, w.PropertySendDays)}
+				if !lg.IsZero() {
+					edges = append(edges, lg, lg.AddDate(0, 0, w.PropertyReplyDays))
+				}
+				for _, edge := range edges {
+					for _, now := range []time.Time{edge.Add(-time.Millisecond), edge, edge.Add(time.Millisecond), end.AddDate(-1, 0, 0)} {
+						if got, want := w.SendOpenAt(side, now).Allows(c), now.Before(until); got != want {
+							t.Errorf("%+v, last guest message %v, %s at %v: Allows = %v, SendAllowedUntil %v says %v",
+								w, lg, side, now, got, until, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -61,16 +61,19 @@ func (r conversationRow) domain() messaging.Conversation {
 	return c
 }
 
+// The hot statements check the caller's key as part of their work (see messaging.Caller):
+// they find nothing when the key has been revoked.
 const conversationsSQL = `
 SELECT ` + conversationColumns + `
 FROM conversations c
 JOIN accommodations a ON a.id = c.accommodation_id
-WHERE c.accommodation_id = $1 AND (c.id = $2 OR c.reservation_id = $3)`
+WHERE c.accommodation_id = $1 AND (c.id = $2 OR c.reservation_id = $3)
+  AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)`
 
-// Conversations returns the accommodation's conversations named by id or reservation.
-// Errors: messaging.ErrUnavailable.
-func (s *Store) Conversations(ctx context.Context, ref messaging.ConversationRef) ([]messaging.Conversation, error) {
-	rows, err := s.q(conversationsSQL).QueryxContext(ctx, ref.AccommodationID, ref.ConversationID, ref.ReservationID)
+// Conversations returns the accommodation's conversations named by id or reservation, none
+// when keyHash is not an unrevoked key's. Errors: messaging.ErrUnavailable.
+func (s *Store) Conversations(ctx context.Context, keyHash []byte, ref messaging.ConversationRef) ([]messaging.Conversation, error) {
+	rows, err := s.q(conversationsSQL).QueryxContext(ctx, ref.AccommodationID, ref.ConversationID, ref.ReservationID, keyHash)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -213,60 +216,81 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 	return out, translate(rows.Err())
 }
 
-// insertMessageSQL stores a message, enqueues it for the recipients ($7), marks its
-// attachments referenced (so the orphan purge leaves them alone; without attachments the
-// cardinality test is a one-time filter and the update does not even scan) and, for a guest
-// message, records when the guest last wrote, in one statement. With an Idempotency-Key ($8,
-// $9, $10; all NULL without one) it stores the key record first, and when the partner has the
-// key already it stores nothing and returns no row; a concurrent request with the same key waits
-// on the key's unique index until the first commits.
+// insertMessageSQL is a whole send in one statement. c finds the conversation: of
+// accommodation $1, matching the conversation id $2 and the reservation $3 wherever they are
+// given (uuid.Nil and ” are "not given"), on which partner $6 acts for side $5, whose key $4
+// is unrevoked, and that is open for that side (messaging.SendOpen.Allows, with $7, $8, $9).
+// Then it stores the message, marks its attachments ($11) referenced (so the orphan purge
+// leaves them alone; without attachments the cardinality test is a one-time filter and the
+// update does not even scan), enqueues it for both partners of the conversation and, for a
+// guest message, records when the guest last wrote. With an Idempotency-Key ($14, $15; NULL
+// without one) it stores the key record first, and when the partner has the key already it
+// stores nothing; a concurrent request with the same key waits on the key's unique index until
+// the first commits. It returns no row when it stored nothing.
 const insertMessageSQL = `
-WITH k AS (
+WITH c AS (
+    SELECT c.id, a.partner_id AS property_partner_id, c.guest_partner_id
+    FROM conversations c
+    JOIN accommodations a ON a.id = c.accommodation_id
+    WHERE c.accommodation_id = $1 AND (c.id = $2 OR c.reservation_id = $3)
+      AND ($2 = '00000000-0000-0000-0000-000000000000' OR c.id = $2)
+      AND ($3 = '' OR c.reservation_id = $3)
+      AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
+      AND CASE WHEN $5 = 'guest' THEN c.guest_partner_id = $6 ELSE a.partner_id = $6 END
+      AND c.stay_end > $7 AND (c.stay_end > $8 OR c.last_guest_message_at > $9)
+), k AS (
     INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)
-    SELECT $8, $9, $10, $1, $2, $6
-    WHERE $9::text IS NOT NULL
+    SELECT $6, $14, $15, $10, c.id, $13 FROM c
+    WHERE $14::text IS NOT NULL
     ON CONFLICT (partner_id, key) DO NOTHING
     RETURNING 1
 ), m AS (
     INSERT INTO messages (id, conversation_id, sender, content, attachments, created_at)
-    SELECT $1, $2, $3, $4, $5::uuid[], $6
-    WHERE $9::text IS NULL OR EXISTS (SELECT FROM k)
-    RETURNING seq
+    SELECT $10, c.id, $5, $12, $11::uuid[], $13 FROM c
+    WHERE $14::text IS NULL OR EXISTS (SELECT FROM k)
+    RETURNING seq, conversation_id
 ), a AS (
     UPDATE attachments
-    SET referenced_at = $6
-    WHERE cardinality($5::uuid[]) > 0 AND id = ANY($5::uuid[]) AND conversation_id = $2
-      AND referenced_at IS NULL
-      AND EXISTS (SELECT FROM m)
+    SET referenced_at = $13
+    WHERE cardinality($11::uuid[]) > 0 AND id = ANY($11::uuid[])
+      AND conversation_id = (SELECT conversation_id FROM m) AND referenced_at IS NULL
 ), q AS (
     INSERT INTO deliveries (partner_id, seq)
-    SELECT r, m.seq FROM m, unnest($7::bigint[]) AS r
+    SELECT r, m.seq FROM m, c, unnest(ARRAY[c.property_partner_id, c.guest_partner_id]) AS r
+    WHERE r IS NOT NULL
 ), g AS (
     UPDATE conversations
-    SET last_guest_message_at = GREATEST(last_guest_message_at, $6)
-    WHERE id = $2 AND $3 = 'guest' AND EXISTS (SELECT FROM m)
+    SET last_guest_message_at = GREATEST(last_guest_message_at, $13)
+    WHERE $5 = 'guest' AND id = (SELECT conversation_id FROM m)
 )
-SELECT seq FROM m`
+SELECT 1 FROM m`
 
-// InsertMessage stores m and enqueues it for the recipients, in one statement. With idem it
-// stores the key record too, or nothing when the key exists already (then it reports false).
-// Errors: messaging.ErrNotFound (the conversation is gone), messaging.ErrUnavailable.
-func (s *Store) InsertMessage(ctx context.Context, m messaging.Message, recipients []int64, idem *messaging.IdempotencyRecord) (bool, error) {
-	var partnerID, key, hash any // NULL without an Idempotency-Key
+// InsertMessage stores m in the conversation of caller's side that matches every part ref
+// gives, provided caller's key is unrevoked and open allows the conversation, and enqueues it
+// for both partners of the conversation, in one statement. m.ConversationID is not used. With
+// idem it stores the key record too, or nothing when the key exists already. It reports false
+// when it stored nothing. Errors: messaging.ErrUnavailable.
+func (s *Store) InsertMessage(ctx context.Context, caller messaging.Caller, ref messaging.ConversationRef, open messaging.SendOpen, m messaging.Message, idem *messaging.IdempotencyRecord) (bool, error) {
+	var key, hash any // NULL without an Idempotency-Key
 	if idem != nil {
-		partnerID, key, hash = idem.PartnerID, idem.Key, idem.RequestHash
+		key, hash = idem.Key, idem.RequestHash
 	}
-	args := []any{m.ID, m.ConversationID, string(m.Sender), m.Content, uuidArray(m.Attachments), m.CreatedAt,
-		pq.Int64Array(recipients), partnerID, key, hash}
-	var seq int64
-	err := s.q(insertMessageSQL).QueryRowxContext(ctx, args...).Scan(&seq)
+	var replyAfter any // NULL: a guest message never extends the window
+	if open.GuestMessageAfter != nil {
+		replyAfter = *open.GuestMessageAfter
+	}
+	args := []any{ref.AccommodationID, ref.ConversationID, ref.ReservationID, caller.KeyHash,
+		string(m.Sender), caller.AffiliateID, open.StayEndAfter, open.SendStayEndAfter, replyAfter,
+		m.ID, uuidArray(m.Attachments), m.Content, m.CreatedAt, key, hash}
+	var one int
+	err := s.q(insertMessageSQL).QueryRowxContext(ctx, args...).Scan(&one)
 	var pqErr *pq.Error
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
 	case errors.As(err, &pqErr) && pqErr.Code == "23503": // foreign_key_violation
-		// The purge deleted the conversation between the window check and the insert.
-		return false, messaging.ErrNotFound
+		// The purge deleted the conversation while the statement ran.
+		return false, nil
 	case errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "messages_id_key":
 		// m.ID is fresh, so only this very insert can hold it: database/sql retried the
 		// statement on a new connection after the first attempt committed but its answer was
@@ -321,15 +345,16 @@ CROSS JOIN LATERAL (
     OFFSET 0
 ) x
 WHERE d.partner_id = $1
+  AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
 ORDER BY d.seq
 LIMIT $3`
 
-// Pending returns the oldest limit queue entries of the partner, oldest first, of
-// conversations whose stay end is after readableAfter. Rows are scanned straight into the
-// domain's fields: this is the hottest read, and a struct scan costs a reflective walk per row.
-// Errors: messaging.ErrUnavailable.
-func (s *Store) Pending(ctx context.Context, partnerID int64, readableAfter time.Time, limit int) ([]messaging.Delivery, error) {
-	rows, err := s.q(pendingSQL).QueryxContext(ctx, partnerID, readableAfter, limit)
+// Pending returns the oldest limit queue entries of the caller, oldest first, of conversations
+// whose stay end is after readableAfter; none when the caller's key is revoked. Rows are scanned
+// straight into the domain's fields: this is the hottest read, and a struct scan costs a
+// reflective walk per row. Errors: messaging.ErrUnavailable.
+func (s *Store) Pending(ctx context.Context, caller messaging.Caller, readableAfter time.Time, limit int) ([]messaging.Delivery, error) {
+	rows, err := s.q(pendingSQL).QueryxContext(ctx, caller.AffiliateID, readableAfter, limit, caller.KeyHash)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -361,6 +386,7 @@ DELETE FROM deliveries d
 USING messages m, conversations c
 WHERE d.partner_id = $1 AND d.seq = m.seq AND m.id = ANY($2::uuid[])
   AND c.id = m.conversation_id AND c.stay_end > $3
+  AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
 RETURNING m.id`
 
 // confirmedBeforeSQL finds, among $2, the messages the partner can read and no longer has
@@ -371,17 +397,19 @@ FROM messages m
 JOIN conversations c ON c.id = m.conversation_id
 JOIN accommodations a ON a.id = c.accommodation_id
 WHERE m.id = ANY($2::uuid[]) AND (a.partner_id = $1 OR c.guest_partner_id = $1) AND c.stay_end > $3
-  AND NOT EXISTS (SELECT FROM deliveries d WHERE d.partner_id = $1 AND d.seq = m.seq)`
+  AND NOT EXISTS (SELECT FROM deliveries d WHERE d.partner_id = $1 AND d.seq = m.seq)
+  AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)`
 
-// Confirm removes the messages from the partner's queue and returns those of ids confirmed
-// for the partner now: just removed, or readable and removed before. The second query runs
-// only when the first did not account for every id. Errors: messaging.ErrUnavailable.
-func (s *Store) Confirm(ctx context.Context, partnerID int64, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error) {
-	confirmed, err := s.uuids(ctx, confirmSQL, partnerID, uuidArray(ids), readableAfter)
+// Confirm removes the messages from the caller's queue and returns those of ids confirmed for
+// the caller now: just removed, or readable and removed before; none when the caller's key is
+// revoked. The second query runs only when the first did not account for every id.
+// Errors: messaging.ErrUnavailable.
+func (s *Store) Confirm(ctx context.Context, caller messaging.Caller, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error) {
+	confirmed, err := s.uuids(ctx, confirmSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
 	if err != nil || len(confirmed) == len(ids) {
 		return confirmed, err
 	}
-	before, err := s.uuids(ctx, confirmedBeforeSQL, partnerID, uuidArray(ids), readableAfter)
+	before, err := s.uuids(ctx, confirmedBeforeSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
 	return append(confirmed, before...), err
 }
 

@@ -27,6 +27,14 @@ func TestInsertMessageRetriedAfterCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, secret, err := svc.CreateKey(ctx, owner.AffiliateID, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := svc.Authenticate(ctx, secret, owner.AffiliateID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7, PartnerID: owner.AffiliateID}); err != nil {
 		t.Fatal(err)
 	}
@@ -35,9 +43,11 @@ func TestInsertMessageRetriedAfterCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := messaging.Message{ID: uuid.Must(uuid.NewV7()), ConversationID: conv.ID, Sender: messaging.Property, Content: "hello", CreatedAt: now}
+	m := messaging.Message{ID: uuid.Must(uuid.NewV7()), Sender: messaging.Property, Content: "hello", CreatedAt: now}
+	ref := messaging.ConversationRef{AccommodationID: 7, ConversationID: conv.ID}
+	open := messaging.DefaultWindows.SendOpenAt(messaging.Property, now)
 	for attempt := 1; attempt <= 2; attempt++ {
-		if inserted, err := store.InsertMessage(ctx, m, conv.Recipients(), nil); !inserted || err != nil {
+		if inserted, err := store.InsertMessage(ctx, caller, ref, open, m, nil); !inserted || err != nil {
 			t.Fatalf("InsertMessage attempt %d = %t, %v; want true, nil", attempt, inserted, err)
 		}
 	}

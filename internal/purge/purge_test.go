@@ -35,7 +35,7 @@ type fixture struct {
 	clock  *testclock.Clock
 	ctx    context.Context
 
-	property, guest messaging.Partner
+	property, guest messaging.Caller
 	accommodation   int64
 }
 
@@ -54,17 +54,30 @@ func newFixture(t *testing.T, w messaging.Windows) *fixture {
 		worker: purge.New(store, w, c.Now, slog.New(slog.NewTextHandler(io.Discard, nil))),
 		clock:  c, ctx: ctx,
 	}
-	if f.property, err = f.svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Property, Name: "PMS"}); err != nil {
-		t.Fatal(err)
-	}
-	if f.guest, err = f.svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Guest, Name: "App"}); err != nil {
-		t.Fatal(err)
-	}
+	f.property, f.guest = f.caller(messaging.Property), f.caller(messaging.Guest)
 	f.accommodation = 6819547
 	if _, err := f.svc.PutAccommodation(ctx, messaging.Accommodation{ID: f.accommodation, PartnerID: f.property.AffiliateID, Name: "Sea View"}); err != nil {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// caller registers a partner of kind with a key and authenticates with it.
+func (f *fixture) caller(kind messaging.Side) messaging.Caller {
+	f.t.Helper()
+	p, err := f.svc.CreatePartner(f.ctx, messaging.Partner{Kind: kind, Name: string(kind)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	_, secret, err := f.svc.CreateKey(f.ctx, p.AffiliateID, "test")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c, err := f.svc.Authenticate(f.ctx, secret, p.AffiliateID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
 }
 
 // reservation registers a confirmed stay checking out on checkout (YYYY-MM-DD).
@@ -84,7 +97,7 @@ func (f *fixture) reservation(id, checkout string) messaging.Conversation {
 	return c
 }
 
-func (f *fixture) send(from messaging.Partner, c messaging.Conversation, content, key string) uuid.UUID {
+func (f *fixture) send(from messaging.Caller, c messaging.Conversation, content, key string) uuid.UUID {
 	f.t.Helper()
 	id, err := f.svc.Send(f.ctx, from, messaging.SendInput{
 		Ref:     messaging.ConversationRef{AccommodationID: f.accommodation, ReservationID: c.Reservation.ID},
@@ -97,7 +110,7 @@ func (f *fixture) send(from messaging.Partner, c messaging.Conversation, content
 }
 
 // sendAttachment uploads a small PNG to c as from and sends a message referencing it.
-func (f *fixture) sendAttachment(from messaging.Partner, c messaging.Conversation) uuid.UUID {
+func (f *fixture) sendAttachment(from messaging.Caller, c messaging.Conversation) uuid.UUID {
 	f.t.Helper()
 	png, _ := base64.StdEncoding.DecodeString("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 	ref := messaging.ConversationRef{AccommodationID: f.accommodation, ConversationID: c.ID}
