@@ -376,11 +376,14 @@ func (s *Store) Pending(ctx context.Context, partnerID int64, readableAfter time
 
 // confirmSQL leaves alone the queue entries of conversations past the partner's read window
 // ($3): to the partner those messages no longer exist, so they are not "confirmed" either.
+// The window is a scalar subquery, so each message looks its conversation up by primary key:
+// joined, the planner hashed every readable conversation instead (2,000 at 100k messages; a
+// third of the statement's time, and growing with the history).
 const confirmSQL = `
 DELETE FROM deliveries d
-USING messages m, conversations c
+USING messages m
 WHERE d.partner_id = $1 AND d.seq = m.seq AND m.id = ANY($2::uuid[])
-  AND c.id = m.conversation_id AND c.stay_end > $3
+  AND (SELECT c.stay_end FROM conversations c WHERE c.id = m.conversation_id) > $3
 RETURNING m.id`
 
 // confirmedBeforeSQL finds, among $2, the messages the partner can read and no longer has
