@@ -1,0 +1,94 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+	"github.com/guestmsg/messaging/internal/pgtest"
+)
+
+// TestHotStatementsKeepGenericPlans holds the hot prepared statements to one cached plan:
+// a statement whose generic plan PostgreSQL costs above its custom plans is planned anew on
+// every call, which cost the latest page a third of its database time. The queue is seeded
+// large enough (and analysed) for the planner to see the difference.
+func TestHotStatementsKeepGenericPlans(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(pgtest.DSN(t), 1) // one connection, so that its prepared statements are the ones inspected
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store := New(ctx, db)
+	defer store.Close()
+	now := time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)
+	svc := messaging.NewService(store, messaging.DefaultWindows, func() time.Time { return now })
+	owner, err := svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Property, Name: "PMS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := svc.CreateKey(ctx, owner.AffiliateID, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := svc.Authenticate(ctx, secret, owner.AffiliateID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7, PartnerID: owner.AffiliateID}); err != nil {
+		t.Fatal(err)
+	}
+	conv, err := svc.PutReservation(ctx, messaging.Reservation{ID: "R1", AccommodationID: 7,
+		Checkin: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Checkout: time.Date(2026, 7, 5, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seedSQL = `
+WITH m AS (
+    INSERT INTO messages (id, conversation_id, sender, content, created_at)
+    SELECT gen_random_uuid(), $1, 'guest', 'message ' || g, $3::timestamptz + g * interval '1 ms'
+    FROM generate_series(1, 5000) AS g
+    RETURNING seq
+)
+INSERT INTO deliveries (partner_id, seq) SELECT $2, seq FROM m`
+	if _, err := db.ExecContext(ctx, seedSQL, conv.ID, owner.AffiliateID, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+
+	readableAfter := messaging.DefaultWindows.ReadableStayEndAfter(messaging.Property, now)
+	for i := 0; i < 8; i++ {
+		page, err := store.Pending(ctx, caller, readableAfter, messaging.LatestPageSize)
+		if err != nil || len(page) != messaging.LatestPageSize || page[0].Content != "message 1" {
+			t.Fatalf("Pending = %d rows, %v; want %d from message 1", len(page), err, messaging.LatestPageSize)
+		}
+	}
+	genericPlans := func(name, statement string) {
+		t.Helper()
+		var generic, custom int
+		err := db.QueryRowContext(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1`,
+			statement).Scan(&generic, &custom)
+		if err != nil || generic == 0 {
+			t.Errorf("%s statement: %d generic and %d custom plans, %v; want generic plans after the first five", name, generic, custom, err)
+		}
+	}
+	genericPlans("pending", pendingSQL)
+
+	for i := 0; i < 8; i++ {
+		if _, err := svc.Send(ctx, caller, messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"}, Content: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	genericPlans("send", insertMessageSQL)
+
+	page, err := store.Pending(ctx, caller, readableAfter, 2)
+	if err != nil || len(page) != 2 || page[0].Content != "message 1" || page[1].Content != "message 2" {
+		t.Errorf("Pending(limit 2) = %d rows, %v; want messages 1 and 2", len(page), err)
+	}
+	if _, err := store.Pending(ctx, caller, readableAfter, pendingMaxRows+1); err == nil {
+		t.Errorf("Pending(limit %d) = nil error, want one", pendingMaxRows+1)
+	}
+}
