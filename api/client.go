@@ -45,7 +45,8 @@ type Client struct {
 
 // Do sends body (JSON-encoded unless nil) with the partner's credentials and extra headers, and
 // decodes a 2xx answer into out (when not nil); an out of type *[]byte receives the answer's raw
-// bytes instead. Any other answer is returned as *Error.
+// bytes instead, read into the slice's own memory when it is large enough (so a caller that
+// reads many answers can reuse one buffer). Any other answer is returned as *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any, header http.Header) error {
 	h := http.Header{"Authorization": {"Bearer " + c.APIKey}, "X-Affiliate-Id": {strconv.FormatInt(c.AffiliateID, 10)}}
 	for k, v := range header {
@@ -199,11 +200,31 @@ func do(ctx context.Context, hc *http.Client, method, url string, body, out any,
 		return err
 	}
 	if raw, ok := out.(*[]byte); ok {
-		*raw, err = io.ReadAll(resp.Body)
+		*raw, err = readAll(resp, (*raw)[:0])
 		return err
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("decode answer: %w", err)
 	}
 	return nil
+}
+
+// readAll appends the body to buf, growing it at most once when the length is announced.
+func readAll(resp *http.Response, buf []byte) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && int64(cap(buf)-len(buf)) < n+1 {
+		buf = append(make([]byte, 0, int64(len(buf))+n+1), buf...) // +1: room to see EOF
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -21,6 +23,36 @@ func TestValuesOf(t *testing.T) {
 	}
 	if got := valuesOf([]byte(`{"message_id":"short"}`), `"message_id":"`, 36); len(got) != 0 {
 		t.Errorf("valuesOf on a truncated value = %v, want none", got)
+	}
+}
+
+func TestLatestIDs(t *testing.T) {
+	page := func(stamps ...string) []byte {
+		var msgs []string
+		for i, st := range stamps {
+			msgs = append(msgs, fmt.Sprintf(`{"message_id":"0196a2f4-1111-7000-8000-%012d","content":"say \"timestamp\":\"2099-01-01T00:00:00.000Z\" {\"message_id\":\"x\"","timestamp":"%s"}`, i, st))
+		}
+		return []byte(`{"request_id":"r","data":{"messages":[` + strings.Join(msgs, ",") + "]}}\n")
+	}
+	ids, err := latestIDs(page("2025-05-08T08:49:15.002Z", "2025-05-08T08:49:15.001Z", "2025-05-08T08:49:15.001Z"), true)
+	if err != nil || !slices.Equal(ids, []string{"0196a2f4-1111-7000-8000-000000000000", "0196a2f4-1111-7000-8000-000000000001", "0196a2f4-1111-7000-8000-000000000002"}) {
+		t.Errorf("latestIDs = %v, %v; want the three ids", ids, err)
+	}
+	if _, err := latestIDs(page("2025-05-08T08:49:15.001Z", "2025-05-08T08:49:15.002Z"), true); err == nil {
+		t.Error("latestIDs of a page oldest first = nil error, want one")
+	}
+	if _, err := latestIDs(page("2025-05-08T08:49:15.001Z", "2025-05-08T08:49:15.002Z"), false); err != nil {
+		t.Errorf("latestIDs of sent messages out of timestamp order = %v, want nil", err)
+	}
+	twice := bytes.Replace(page("2025-05-08T08:49:15.002Z", "2025-05-08T08:49:15.001Z"), []byte("000000000001"), []byte("000000000000"), 1)
+	if _, err := latestIDs(twice, true); err == nil {
+		t.Error("latestIDs of a page with a message twice = nil error, want one")
+	}
+	if _, err := latestIDs([]byte(`{"request_id":"r","data":{"messages":[{"message_id":"short"}]}}`), true); err == nil {
+		t.Error("latestIDs of a truncated message = nil error, want one")
+	}
+	if ids, err := latestIDs([]byte(`{"request_id":"r","data":{"messages":[]}}`), true); err != nil || len(ids) != 0 {
+		t.Errorf("latestIDs of an empty page = %v, %v; want none", ids, err)
 	}
 }
 

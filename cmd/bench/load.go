@@ -86,6 +86,7 @@ type worker struct {
 	id  int
 	rng *rand.Rand
 	ops map[string]*opStats
+	buf []byte // the last raw answer; reused, so that reading pages does not churn memory
 }
 
 // do times fn as one request of kind op.
@@ -237,33 +238,66 @@ func pct(sorted []time.Duration, p int) float64 {
 // fetchLatest gets a page and checks that no message is in it twice. With seeded it also checks
 // that the page is newest first, which only seeded messages show by their timestamps: the
 // service orders by its sequence, and concurrent sends may commit out of timestamp order.
-// It returns the page's message ids. The answer is read raw and its ids picked out by their
-// keys, which cannot occur unescaped inside a JSON string: decoding a whole page costs the
-// co-located load generator as much CPU as the service spends writing it.
-func fetchLatest(ctx context.Context, c *api.Client, seeded bool) ([]string, error) {
-	var body []byte
-	if err := c.Do(ctx, http.MethodPost, "/messages/latest", nil, &body, nil); err != nil {
+// It returns the page's message ids. The answer is read raw into w's buffer, and its ids and
+// timestamps picked out by their keys, which cannot occur unescaped inside a JSON string:
+// decoding a whole page costs the co-located load generator as much CPU as the service spends
+// writing it. Each message object opens with its id; its timestamp is searched backwards from
+// the start of the next one, so the page is scanned about once.
+func fetchLatest(ctx context.Context, w *worker, c *api.Client, seeded bool) ([]string, error) {
+	if err := c.Do(ctx, http.MethodPost, "/messages/latest", nil, &w.buf, nil); err != nil {
 		return nil, err
 	}
+	return latestIDs(w.buf, seeded)
+}
+
+// latestIDs is fetchLatest's reading of a page.
+func latestIDs(body []byte, seeded bool) ([]string, error) {
 	if !bytes.HasPrefix(body, []byte(`{"request_id":`)) || !bytes.HasSuffix(bytes.TrimSpace(body), []byte("]}}")) {
 		return nil, fmt.Errorf("not a latest answer: %.200s", body)
 	}
-	ids := valuesOf(body, `"message_id":"`, 36)
-	stamps := valuesOf(body, `"timestamp":"`, len(api.TimeFormat))
-	if len(stamps) != len(ids) {
-		return nil, fmt.Errorf("%d message ids but %d timestamps", len(ids), len(stamps))
+	const idKey, stampKey = `{"message_id":"`, `"timestamp":"`
+	starts := indexAll(body, idKey)
+	ids := make([]string, len(starts))
+	var previous []byte
+	for i, start := range starts {
+		end := len(body)
+		if i+1 < len(starts) {
+			end = starts[i+1]
+		}
+		msg := body[start:end]
+		k := bytes.LastIndex(msg, []byte(stampKey))
+		if len(msg) < len(idKey)+36 || k < 0 || k+len(stampKey)+len(api.TimeFormat) > len(msg) {
+			return nil, fmt.Errorf("message %d of the page has no id or timestamp: %.200s", i, msg)
+		}
+		ids[i] = string(msg[len(idKey) : len(idKey)+36])
+		stamp := msg[k+len(stampKey) : k+len(stampKey)+len(api.TimeFormat)]
+		if seeded && i > 0 && bytes.Compare(stamp, previous) > 0 {
+			return nil, errors.New("page not newest first")
+		}
+		previous = stamp
 	}
 	seen := make(map[string]bool, len(ids))
-	for i, id := range ids {
+	for _, id := range ids {
 		if seen[id] {
 			return nil, fmt.Errorf("message %s twice in one page", id)
 		}
 		seen[id] = true
-		if seeded && i > 0 && stamps[i] > stamps[i-1] {
-			return nil, errors.New("page not newest first")
-		}
 	}
 	return ids, nil
+}
+
+// indexAll returns the offset of every occurrence of key in body.
+func indexAll(body []byte, key string) []int {
+	out := make([]int, 0, messaging.LatestPageSize)
+	for i := 0; i < len(body); {
+		j := bytes.Index(body[i:], []byte(key))
+		if j < 0 {
+			break
+		}
+		out = append(out, i+j)
+		i += j + len(key)
+	}
+	return out
 }
 
 // valuesOf returns the n bytes after every occurrence of key in body.
@@ -287,7 +321,7 @@ func (l *load) latest(ctx context.Context, n int) []scenarioResult {
 	ws, m := l.run(ctx, "latest", n, l.b.opt.duration, func(w *worker, _ time.Time) bool {
 		c := l.clients[w.id%len(l.clients)]
 		_ = w.do("latest", func() error {
-			ids, err := fetchLatest(ctx, c, true)
+			ids, err := fetchLatest(ctx, w, c, true)
 			if err == nil && len(ids) != messaging.LatestPageSize {
 				err = fmt.Errorf("short page: %d messages", len(ids))
 			}
@@ -306,10 +340,10 @@ func (l *load) readConversation(ctx context.Context, w *worker) {
 	}
 	req := api.ConversationRequest{Accommodation: strconv.FormatInt(conv.Accommodation, 10), Conversation: conv.ID.String()}
 	_ = w.do("conversation", func() error {
-		var body []byte
-		if err := l.clients[caller].Do(ctx, http.MethodPost, "/messages/conversations", req, &body, nil); err != nil {
+		if err := l.clients[caller].Do(ctx, http.MethodPost, "/messages/conversations", req, &w.buf, nil); err != nil {
 			return err
 		}
+		body := w.buf
 		// The answer names the conversation, each message and the two participants by "id".
 		ids := valuesOf(body, `"id":"`, 36)
 		if !bytes.HasPrefix(body, []byte(`{"request_id":`)) || len(ids) < 3 || ids[0] != req.Conversation || len(ids)-3 < conv.Messages {
@@ -509,7 +543,7 @@ func (l *load) drain(ctx context.Context, n int) ([]scenarioResult, error) {
 			for i := 0; i < maxPages && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				start := time.Now()
 				var ids []string
-				if w.do("latest", func() (err error) { ids, err = fetchLatest(ctx, c, true); return err }) != nil {
+				if w.do("latest", func() (err error) { ids, err = fetchLatest(ctx, w, c, true); return err }) != nil {
 					continue
 				}
 				if len(ids) == 0 {
@@ -609,7 +643,7 @@ func (l *load) mixed(ctx context.Context, n int) []scenarioResult {
 		case w.id < pollers:
 			c := l.clients[w.rng.IntN(len(l.clients))]
 			var ids []string
-			if w.do("latest", func() (err error) { ids, err = fetchLatest(ctx, c, false); return err }) == nil && len(ids) > 0 {
+			if w.do("latest", func() (err error) { ids, err = fetchLatest(ctx, w, c, false); return err }) == nil && len(ids) > 0 {
 				_ = w.do("confirm", func() error {
 					got, err := c.Confirm(ctx, ids)
 					if err == nil && len(got) != len(ids) {
