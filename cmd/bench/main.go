@@ -45,6 +45,7 @@ type options struct {
 	messages      int           // stored messages to seed
 	pending       int           // how many of the newest messages are queued for delivery
 	history       int           // messages per conversation
+	active        int           // conversations receiving messages at one time; 0: all
 	concurrency   int           // clients
 	lowConc       int           // clients of the send-at-low-concurrency scenario
 	duration      time.Duration // per scenario
@@ -76,6 +77,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.messages, "messages", 100000, "stored messages to seed (up to 10,000,000)")
 	fs.IntVar(&o.pending, "pending", 100000, "how many of the newest seeded messages are pending delivery (queued for both partners)")
 	fs.IntVar(&o.history, "history", 50, "messages per seeded conversation")
+	fs.IntVar(&o.active, "active", 2000, "conversations receiving messages at one time: the newest messages, those pending, are spread over this many (0: over every conversation)")
 	fs.IntVar(&o.concurrency, "c", 64, "concurrent clients")
 	fs.IntVar(&o.lowConc, "c-low", 8, "concurrent clients of the send-low scenario")
 	fs.DurationVar(&o.duration, "d", 20*time.Second, "duration of each scenario")
@@ -112,6 +114,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if o.messages < 1 || o.messages > 10_000_000 {
 		errs = append(errs, errors.New("-messages: want 1 to 10,000,000"))
+	}
+	if o.active < 0 {
+		errs = append(errs, errors.New("-active: want 0 or more"))
 	}
 	if o.history < 1 {
 		errs = append(errs, errors.New("-history: want at least 1"))

@@ -41,9 +41,12 @@ type seedData struct {
 }
 
 // seed fills the database with COPY: c/2 property partners and c/2 guest partners with one
-// API key each, accommodations, conversations of o.history messages each (the messages of all
-// conversations interleaved in time, as they arrive in reality), and delivery-queue entries
-// for both partners of the o.pending newest messages. Ids come from a random range so that a
+// API key each, accommodations, conversations of o.history messages each, and delivery-queue
+// entries for both partners of the o.pending newest messages. Conversations take their turns
+// in generations of o.active (every conversation when 0 or more than there are): the messages
+// of one generation are interleaved in time, as they arrive in reality, and each generation
+// follows the one before, as stays do. A larger history therefore adds old conversations, while
+// the newest messages, those pending, stay spread over the same o.active conversations. Ids come from a random range so that a
 // seed can share a database with other data (-url).
 func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)) (*seedData, error) {
 	var rnd [8]byte
@@ -113,13 +116,19 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 	// Messages in batches of a million rows, one transaction each, so progress shows.
 	const batch = 1_000_000
 	start := now.Add(-time.Duration(o.messages) * 10 * time.Millisecond)
+	active := nConvs
+	if o.active > 0 && o.active < nConvs {
+		active = o.active
+	}
+	perGeneration := active * o.history
 	for from := 0; from < o.messages; from += batch {
 		to := min(from+batch, o.messages)
 		err := copyRows(ctx, db, "messages", []string{"id", "conversation_id", "sender", "content", "attachments", "created_at"}, to-from, func(j int) []any {
 			k := from + j
-			ci := k % nConvs
+			g, turn := k/perGeneration, k%perGeneration // generation, and turn within it
+			ci := min(g*active+turn%active, nConvs-1)
 			sender := messaging.Guest
-			if (k/nConvs)%2 == 1 {
+			if (turn/active)%2 == 1 {
 				sender = messaging.Property
 			}
 			sd.convs[ci].Messages++
