@@ -208,44 +208,63 @@ func (s *Service) Send(ctx context.Context, caller Caller, in SendInput) (uuid.U
 	m := Message{ID: id, Sender: caller.Kind, Content: in.Content, Attachments: in.Attachments, CreatedAt: now}
 	open := s.windows.SendOpenAt(caller.Kind, now)
 	if len(in.Attachments) == 0 {
-		if ok, err := s.store.InsertMessage(ctx, caller, in.Ref, open, m, idem); err != nil || ok {
+		ok, err := s.store.InsertMessage(ctx, caller, in.Ref, open, m, idem)
+		if err != nil {
+			return uuid.Nil, err
+		}
+		if ok {
+			return id, nil
+		}
+	}
+	// Step by step: explain why the statement stored nothing, or check the attachments first.
+	// When the conversation changes between the steps and the statement, they run once more.
+	for attempt := 0; attempt < 2; attempt++ {
+		if id, done, err := s.sendStepByStep(ctx, caller, in, m, open, idem); done {
 			return id, err
 		}
 	}
-	// Step by step: explain why the statement stored nothing, or check the attachments.
+	// It changed again: nothing was stored, and a retry will tell why.
+	return uuid.Nil, s.recheck(ctx, caller, ErrNotFound)
+}
+
+// sendStepByStep is Send one rule at a time, ending in the same statement. It returns done
+// false, having stored nothing, when that statement no longer found the conversation as the
+// steps saw it (the reservation moved, the key was revoked, the conversation was purged).
+func (s *Service) sendStepByStep(ctx context.Context, caller Caller, in SendInput, m Message, open SendOpen, idem *IdempotencyRecord) (id uuid.UUID, done bool, err error) {
 	if idem != nil {
 		// A replay reads no conversation, so the key is checked first.
 		if err := s.recheck(ctx, caller, nil); err != nil {
-			return uuid.Nil, err
+			return uuid.Nil, true, err
 		}
 		if id, err := s.replay(ctx, *idem); !errors.Is(err, ErrNotFound) {
-			return id, err
+			return id, true, err
 		}
 	}
-	conv, side, err := s.resolve(ctx, caller, in.Ref, now)
+	conv, side, err := s.resolve(ctx, caller, in.Ref, m.CreatedAt)
 	if err != nil {
-		return uuid.Nil, err
+		return uuid.Nil, true, err
 	}
-	if until := s.windows.SendAllowedUntil(conv, side); !now.Before(until) {
-		return uuid.Nil, &WindowClosedError{ClosedAt: until}
+	if until := s.windows.SendAllowedUntil(conv, side); !m.CreatedAt.Before(until) {
+		return uuid.Nil, true, &WindowClosedError{ClosedAt: until}
 	}
 	if len(in.Attachments) > 0 {
-		if err := s.checkAttachments(ctx, caller.Partner, conv.ID, in.Attachments, now); err != nil {
-			return uuid.Nil, err
+		if err := s.checkAttachments(ctx, caller.Partner, conv.ID, in.Attachments, m.CreatedAt); err != nil {
+			return uuid.Nil, true, err
 		}
 	}
 	// The conversation is now named by its id alone: the reservation was resolved to it.
 	ok, err := s.store.InsertMessage(ctx, caller, ConversationRef{AccommodationID: in.Ref.AccommodationID, ConversationID: conv.ID}, open, m, idem)
 	switch {
 	case err != nil:
-		return uuid.Nil, err
+		return uuid.Nil, true, err
 	case ok:
-		return id, nil
-	case idem != nil: // a concurrent request with the same key won; answer as it did
-		return s.replay(ctx, *idem)
+		return m.ID, true, nil
+	case idem != nil: // a concurrent request with the same key may have won; answer as it did
+		if id, err := s.replay(ctx, *idem); !errors.Is(err, ErrNotFound) {
+			return id, true, err
+		}
 	}
-	// The key was revoked, or the conversation changed or was purged, since resolve.
-	return uuid.Nil, s.recheck(ctx, caller, ErrNotFound)
+	return uuid.Nil, false, nil
 }
 
 // replay answers a send whose Idempotency-Key the partner used before: the first message id

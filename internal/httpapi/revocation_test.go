@@ -1,0 +1,155 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"testing"
+
+	"github.com/guestmsg/messaging/api"
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// TestRevokedKeyStopsAtOnce: the service remembers a key once it has worked, and every
+// endpoint must still refuse it the moment it is revoked, whatever path the request takes
+// (the one-statement send, an Idempotency-Key replay, the step-by-step send with attachments,
+// an empty or full poll, a confirm), with nothing written.
+func TestRevokedKeyStopsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	ctx := context.Background()
+	k, err := e.admin.CreateKey(ctx, th.guest.AffiliateID, "to revoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest := &api.Client{BaseURL: e.url, AffiliateID: th.guest.AffiliateID, APIKey: k.APIKey}
+	send := api.SendRequest{Accommodation: th.accommodation, Reservation: th.reservation, Content: "hello"}
+	if _, err := guest.Send(ctx, send, "key-1"); err != nil {
+		t.Fatal(err)
+	}
+	photo := th.upload(t, guest, "photo.png", "image/png", fileOf("image/png", 100))
+	th.send(t, th.property, "an answer for the guest's queue")
+	page, err := guest.Latest(ctx)
+	if err != nil || len(page) == 0 {
+		t.Fatalf("Latest before the revocation = %d messages, %v", len(page), err)
+	}
+	if _, err := e.admin.RevokeKey(ctx, k.KeyID); err != nil {
+		t.Fatal(err)
+	}
+
+	sendBody := `{"accommodation":` + th.accommodation + `,"reservation":"` + th.reservation + `","content":"hello"}`
+	ref := `"accommodation":` + th.accommodation + `,"conversation":"` + th.conversation + `"`
+	tests := []struct {
+		name, path, body, idempotencyKey string
+	}{
+		{"send", "/messages/send", sendBody, ""},
+		{"send replaying an Idempotency-Key", "/messages/send", sendBody, "key-1"},
+		{"send with a new Idempotency-Key", "/messages/send", sendBody, "key-2"},
+		{"send with an attachment", "/messages/send", `{` + ref + `,"content":"see","attachments":["` + photo + `"]}`, ""},
+		{"latest", "/messages/latest", `{}`, ""},
+		{"latest (3.2)", "/3.2/messages/latest", `{}`, ""},
+		{"confirm", "/messages/latest/confirm", `{"messages":["` + page[0].MessageID + `"]}`, ""},
+		{"conversation", "/messages/conversations", `{` + ref + `}`, ""},
+		{"upload", "/messages/attachments/upload", `{` + ref + `,"file_name":"a.png","file_type":"image/png","file_size":100,"file_content":"` +
+			base64.StdEncoding.EncodeToString(fileOf("image/png", 100)) + `"}`, ""},
+		{"metadata", "/messages/attachments/metadata", `{` + ref + `,"attachment":"` + photo + `"}`, ""},
+		{"download", "/messages/attachments/download", `{` + ref + `,"attachment":"` + photo + `"}`, ""},
+	}
+	before := e.snapshot()
+	for _, tt := range tests {
+		h := authHeaders(guest)
+		if tt.idempotencyKey != "" {
+			h["Idempotency-Key"] = tt.idempotencyKey
+		}
+		a := e.raw(http.MethodPost, tt.path, h, tt.body)
+		if a.status != http.StatusUnauthorized || a.errorID(t) != api.ErrUnauthorized {
+			t.Errorf("%s with a revoked key = %d %s, want 401 unauthorized", tt.name, a.status, a.body)
+		}
+	}
+	if after := e.snapshot(); !mapsEqual(before, after) {
+		t.Error("requests with a revoked key wrote to the database")
+	}
+}
+
+// hookStore runs a function once, right after the next Conversations call: a change that
+// lands between a send's steps and its statement.
+type hookStore struct {
+	messaging.Store
+	after func()
+}
+
+func (h *hookStore) Conversations(ctx context.Context, keyHash []byte, ref messaging.ConversationRef) ([]messaging.Conversation, error) {
+	out, err := h.Store.Conversations(ctx, keyHash, ref)
+	if f := h.after; f != nil {
+		h.after = nil
+		f()
+	}
+	return out, err
+}
+
+// TestSendWhenTheConversationChangesMidway: a send with attachments checks its rules step by
+// step and then stores in one statement that checks them again. When the key is revoked or the
+// reservation moves in between, the statement stores nothing and the send answers as a send
+// made after the change would: 401, 409 window_closed, or 404 once the caller may no longer
+// read the conversation.
+func TestSendWhenTheConversationChangesMidway(t *testing.T) {
+	hook := &hookStore{}
+	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, wrapStore: func(s messaging.Store) messaging.Store {
+		hook.Store = s
+		return hook
+	}})
+	th := e.thread()
+	ctx := context.Background()
+	k, err := e.admin.CreateKey(ctx, th.guest.AffiliateID, "midway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	revocable := &api.Client{BaseURL: e.url, AffiliateID: th.guest.AffiliateID, APIKey: k.APIKey}
+	guestPhoto := th.upload(t, th.guest, "photo.png", "image/png", fileOf("image/png", 100))
+	propertyPhoto := th.upload(t, th.property, "photo.png", "image/png", fileOf("image/png", 100))
+	moveStay := func(checkin, checkout string) func() {
+		return func() {
+			_, err := e.admin.PutReservation(ctx, th.reservation, api.ReservationRequest{Accommodation: th.accommodation,
+				GuestPartner: &th.guest.AffiliateID, GuestName: "Ada", Checkin: checkin, Checkout: checkout})
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		from   *api.Client
+		photo  string
+		change func()
+		status int
+		id     string
+	}{
+		{"the key is revoked", revocable, guestPhoto, func() {
+			if _, err := e.admin.RevokeKey(ctx, k.KeyID); err != nil {
+				t.Error(err)
+			}
+		}, http.StatusUnauthorized, api.ErrUnauthorized},
+		{"the property's send window closes", th.property, propertyPhoto, moveStay("2026-05-01", "2026-05-05"),
+			http.StatusConflict, api.ErrWindowClosed},
+		{"the stay leaves the guest's read window", th.guest, guestPhoto, moveStay("2025-05-01", "2025-05-05"),
+			http.StatusNotFound, api.ErrNotFound},
+	}
+	for _, tt := range tests {
+		var before map[string]string
+		hook.after = func() {
+			tt.change()
+			before = e.snapshot()
+		}
+		body := `{"accommodation":` + th.accommodation + `,"conversation":"` + th.conversation + `","content":"see","attachments":["` + tt.photo + `"]}`
+		a := e.raw(http.MethodPost, "/messages/send", authHeaders(tt.from), body)
+		if a.status != tt.status || a.errorID(t) != tt.id {
+			t.Errorf("%s while a send was on its way: %d %s, want %d %s", tt.name, a.status, a.body, tt.status, tt.id)
+		}
+		if before == nil {
+			t.Fatalf("%s: the change was not made", tt.name)
+		}
+		if after := e.snapshot(); !mapsEqual(before, after) {
+			t.Errorf("%s while a send was on its way: the send wrote to the database", tt.name)
+		}
+	}
+}
