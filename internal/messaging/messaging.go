@@ -139,7 +139,8 @@ type Message struct {
 }
 
 // Delivery is a message in a partner's queue with the conversation facts a poller needs: its
-// id, reservation and accommodation, participant ids and names.
+// id, reservation and accommodation, and the sender's participant id and name. Conversation
+// holds only those: the other participant's id and name are left zero.
 type Delivery struct {
 	Message
 	Conversation Conversation

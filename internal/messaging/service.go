@@ -40,7 +40,8 @@ type Store interface {
 	InsertMessage(ctx context.Context, caller Caller, ref ConversationRef, open SendOpen, m Message, idem *IdempotencyRecord) (bool, error)
 	IdempotencyRecord(ctx context.Context, partnerID int64, key string) (IdempotencyRecord, error)
 	// Pending returns the oldest limit queue entries of the caller, oldest first, of
-	// conversations whose stay end is after readableAfter; none when the caller's key is revoked.
+	// conversations whose stay end is after readableAfter, with the facts Delivery names;
+	// none when the caller's key is revoked.
 	Pending(ctx context.Context, caller Caller, readableAfter time.Time, limit int) ([]Delivery, error)
 	// Confirm removes the given messages of conversations whose stay end is after readableAfter
 	// from the caller's queue and returns the ids, among those given, that are confirmed for the

@@ -337,17 +337,16 @@ func (s *Store) IdempotencyRecord(ctx context.Context, partnerID int64, key stri
 // 300 µs of its CPU per page, a third of the statement).
 const pendingSQL = `
 SELECT p.id, p.conversation_id, p.sender, p.content, p.attachments, p.created_at,
-       p.reservation_id, p.accommodation_id, p.guest_name, p.accommodation_name,
-       p.guest_participant_id, p.property_participant_id
+       p.reservation_id, p.accommodation_id, p.sender_participant_id, p.sender_name
 FROM (
     SELECT d.seq, x.id, x.conversation_id, x.sender, x.content, x.attachments, x.created_at,
-           x.reservation_id, x.accommodation_id, x.guest_name, x.accommodation_name,
-           x.guest_participant_id, x.property_participant_id
+           x.reservation_id, x.accommodation_id, x.sender_participant_id, x.sender_name
     FROM deliveries d
     CROSS JOIN LATERAL (
         SELECT m.id, m.conversation_id, m.sender, m.content, m.attachments, m.created_at,
-               c.reservation_id, c.accommodation_id, COALESCE(c.guest_name, '') AS guest_name,
-               COALESCE(a.name, '') AS accommodation_name, c.guest_participant_id, c.property_participant_id
+               c.reservation_id, c.accommodation_id,
+               CASE WHEN m.sender = 'guest' THEN c.guest_participant_id ELSE c.property_participant_id END AS sender_participant_id,
+               CASE WHEN m.sender = 'guest' THEN COALESCE(c.guest_name, '') ELSE COALESCE(a.name, '') END AS sender_name
         FROM messages m
         JOIN conversations c ON c.id = m.conversation_id
         JOIN accommodations a ON a.id = c.accommodation_id
@@ -366,7 +365,8 @@ LIMIT $3`
 const pendingMaxRows = 100
 
 // Pending returns the oldest limit queue entries of the caller, oldest first, of conversations
-// whose stay end is after readableAfter; none when the caller's key is revoked. limit is at most
+// whose stay end is after readableAfter; none when the caller's key is revoked. Of the
+// participants it reads only the sender's id and name (see messaging.Delivery). limit is at most
 // 100 (messaging.LatestPageSize). Rows are scanned straight into the domain's fields: this is
 // the hottest read, and a struct scan costs a reflective walk per row.
 // Errors: messaging.ErrUnavailable.
@@ -380,17 +380,22 @@ func (s *Store) Pending(ctx context.Context, caller messaging.Caller, readableAf
 	}
 	defer rows.Close()
 	out := make([]messaging.Delivery, 0, limit)
-	var sender string
+	var sender, senderName string
+	var senderParticipant uuid.UUID
 	var attachments pq.StringArray
 	for rows.Next() {
 		var d messaging.Delivery
 		c := &d.Conversation
 		if err := rows.Scan(&d.ID, &d.ConversationID, &sender, &d.Content, &attachments, &d.CreatedAt,
-			&c.Reservation.ID, &c.Reservation.AccommodationID, &c.Reservation.GuestName, &c.AccommodationName,
-			&c.GuestParticipantID, &c.PropertyParticipantID); err != nil {
+			&c.Reservation.ID, &c.Reservation.AccommodationID, &senderParticipant, &senderName); err != nil {
 			return nil, translate(err)
 		}
 		d.Sender, d.CreatedAt, c.ID = messaging.Side(sender), d.CreatedAt.UTC(), d.ConversationID
+		if d.Sender == messaging.Guest {
+			c.GuestParticipantID, c.Reservation.GuestName = senderParticipant, senderName
+		} else {
+			c.PropertyParticipantID, c.AccommodationName = senderParticipant, senderName
+		}
 		if d.Attachments, err = parseUUIDArray(attachments); err != nil {
 			return nil, err
 		}
