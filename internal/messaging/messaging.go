@@ -109,14 +109,6 @@ func (c Conversation) ParticipantName(s Side) string {
 	return strconv.FormatInt(c.Reservation.AccommodationID, 10)
 }
 
-// Recipients are the partners whose delivery queues hold the conversation's messages.
-func (c Conversation) Recipients() []int64 {
-	if c.Reservation.GuestPartnerID != 0 {
-		return []int64{c.PropertyPartnerID, c.Reservation.GuestPartnerID}
-	}
-	return []int64{c.PropertyPartnerID}
-}
-
 // sideOf returns the side p acts for in c, and false when p may not access c at all.
 func (c Conversation) sideOf(p Partner) (Side, bool) {
 	switch {

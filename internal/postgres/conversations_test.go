@@ -1,18 +1,14 @@
-package postgres_test
+package postgres
 
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
-	"github.com/guestmsg/messaging/internal/postgres"
 )
-
-func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestInsertMessageRetriedAfterCommit is what happens when database/sql retries a send whose
 // first attempt committed but whose answer was lost: the same fresh message id arrives again.
@@ -20,29 +16,9 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestInsertMessageRetriedAfterCommit(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.DB(t)
-	store := postgres.New(ctx, db)
-	now := time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)
-	svc := messaging.NewService(store, messaging.DefaultWindows, func() time.Time { return now })
-	owner, err := svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Property, Name: "PMS"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := svc.CreateKey(ctx, owner.AffiliateID, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caller, err := svc.Authenticate(ctx, secret, owner.AffiliateID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7, PartnerID: owner.AffiliateID}); err != nil {
-		t.Fatal(err)
-	}
-	conv, err := svc.PutReservation(ctx, messaging.Reservation{ID: "R1", AccommodationID: 7,
-		Checkin: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Checkout: time.Date(2026, 7, 5, 0, 0, 0, 0, time.UTC)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := New(ctx, db)
+	f := newFixture(t, store)
+	caller, conv, now := f.caller, f.conv, f.now
 	m := messaging.Message{ID: uuid.Must(uuid.NewV7()), Sender: messaging.Property, Content: "hello", CreatedAt: now}
 	ref := messaging.ConversationRef{AccommodationID: 7, ConversationID: conv.ID}
 	open := messaging.DefaultWindows.SendOpenAt(messaging.Property, now)

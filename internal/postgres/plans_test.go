@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
@@ -22,28 +21,8 @@ func TestHotStatementsKeepGenericPlans(t *testing.T) {
 	defer db.Close()
 	store := New(ctx, db)
 	defer store.Close()
-	now := time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)
-	svc := messaging.NewService(store, messaging.DefaultWindows, func() time.Time { return now })
-	owner, err := svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Property, Name: "PMS"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := svc.CreateKey(ctx, owner.AffiliateID, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caller, err := svc.Authenticate(ctx, secret, owner.AffiliateID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7, PartnerID: owner.AffiliateID}); err != nil {
-		t.Fatal(err)
-	}
-	conv, err := svc.PutReservation(ctx, messaging.Reservation{ID: "R1", AccommodationID: 7,
-		Checkin: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Checkout: time.Date(2026, 7, 5, 0, 0, 0, 0, time.UTC)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t, store)
+	svc, caller, conv, now, owner := f.svc, f.caller, f.conv, f.now, f.caller.Partner
 	const seedSQL = `
 WITH m AS (
     INSERT INTO messages (id, conversation_id, sender, content, created_at)
