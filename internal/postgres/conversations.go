@@ -187,7 +187,7 @@ func uuidArray(ids []uuid.UUID) pq.StringArray {
 }
 
 const messagesSQL = `
-SELECT id, conversation_id, sender, content, attachments, created_at
+SELECT uuid_send(id), sender, content, attachments, created_at
 FROM messages
 WHERE conversation_id = $1
 ORDER BY seq`
@@ -204,8 +204,8 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 	var sender string
 	var attachments pq.StringArray
 	for rows.Next() {
-		var m messaging.Message
-		if err := rows.Scan(&m.ID, &m.ConversationID, &sender, &m.Content, &attachments, &m.CreatedAt); err != nil {
+		m := messaging.Message{ConversationID: conversationID}
+		if err := rows.Scan(&m.ID, &sender, &m.Content, &attachments, &m.CreatedAt); err != nil {
 			return nil, translate(err)
 		}
 		m.Sender, m.CreatedAt = messaging.Side(sender), m.CreatedAt.UTC()
@@ -336,8 +336,9 @@ func (s *Store) IdempotencyRecord(ctx context.Context, partnerID int64, key stri
 // dearer than a plan for the actual 100, and plans the statement anew on every call (about
 // 300 µs of its CPU per page, a third of the statement).
 const pendingSQL = `
-SELECT p.id, p.conversation_id, p.sender, p.content, p.attachments, p.created_at,
-       p.reservation_id, p.accommodation_id, p.sender_participant_id, p.sender_name
+SELECT uuid_send(p.id), uuid_send(p.conversation_id), p.sender, p.content, p.attachments,
+       p.created_at, p.reservation_id, p.accommodation_id,
+       uuid_send(p.sender_participant_id), p.sender_name
 FROM (
     SELECT d.seq, x.id, x.conversation_id, x.sender, x.content, x.attachments, x.created_at,
            x.reservation_id, x.accommodation_id, x.sender_participant_id, x.sender_name
@@ -415,12 +416,12 @@ USING messages m
 WHERE d.partner_id = $1 AND d.seq = m.seq AND m.id = ANY($2::uuid[])
   AND (SELECT c.stay_end FROM conversations c WHERE c.id = m.conversation_id) > $3
   AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
-RETURNING m.id`
+RETURNING uuid_send(m.id)`
 
 // confirmedBeforeSQL finds, among $2, the messages the partner can read and no longer has
 // queued: those it confirmed earlier.
 const confirmedBeforeSQL = `
-SELECT m.id
+SELECT uuid_send(m.id)
 FROM messages m
 JOIN conversations c ON c.id = m.conversation_id
 JOIN accommodations a ON a.id = c.accommodation_id

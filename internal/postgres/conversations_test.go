@@ -2,9 +2,13 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
@@ -31,4 +35,77 @@ func TestInsertMessageRetriedAfterCommit(t *testing.T) {
 	if err := db.Get(&n, `SELECT count(*) FROM messages WHERE id = $1`, m.ID); err != nil || n != 1 {
 		t.Errorf("messages with the id = %d, %v; want 1", n, err)
 	}
+}
+
+// TestReadsReturnWhatWasStored holds the many-row reads, which receive ids as 16 raw bytes, to
+// the values stored, both as prepared statements (ids in binary) and as plain queries (the
+// store's fallback when it could not prepare them; ids as bytea text).
+func TestReadsReturnWhatWasStored(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	prepared := New(ctx, db)
+	f := newFixture(t, prepared)
+	ref := messaging.ConversationRef{AccommodationID: 7, ConversationID: f.conv.ID}
+	open := messaging.DefaultWindows.SendOpenAt(messaging.Property, f.now)
+	var stored []messaging.Message
+	for i, at := range []time.Time{
+		time.Date(1969, 12, 31, 23, 59, 59, 999999000, time.UTC), // before the epoch
+		f.now.Add(123456 * time.Microsecond),
+		time.Date(2099, 12, 31, 23, 59, 59, 999999000, time.UTC),
+	} {
+		m := messaging.Message{ID: uuid.Must(uuid.NewV7()), ConversationID: f.conv.ID,
+			Sender: messaging.Property, Content: fmt.Sprint("message ", i), CreatedAt: at,
+			Attachments: []uuid.UUID{}}
+		if inserted, err := prepared.InsertMessage(ctx, f.caller, ref, open, m, nil); !inserted || err != nil {
+			t.Fatalf("InsertMessage = %t, %v", inserted, err)
+		}
+		stored = append(stored, m)
+	}
+	readable := f.now.Add(-time.Hour)
+	for name, store := range map[string]*Store{"prepared": prepared, "unprepared": {db: db, stmts: map[string]*sqlx.Stmt{}}} {
+		t.Run(name, func(t *testing.T) {
+			got, err := store.Messages(ctx, f.conv.ID)
+			if err != nil || !reflect.DeepEqual(got, stored) {
+				t.Errorf("Messages = %+v, %v; want %+v", got, err, stored)
+			}
+			pending, err := store.Pending(ctx, f.caller, readable, 100)
+			if err != nil || len(pending) != len(stored) {
+				t.Fatalf("Pending = %d deliveries, %v; want %d", len(pending), err, len(stored))
+			}
+			for i, d := range pending {
+				want := stored[i]
+				if d.ID != want.ID || d.ConversationID != want.ConversationID || !d.CreatedAt.Equal(want.CreatedAt) ||
+					d.CreatedAt.Location() != time.UTC || d.Content != want.Content || d.Conversation.ID != f.conv.ID ||
+					d.Conversation.PropertyParticipantID != f.conv.PropertyParticipantID {
+					t.Errorf("Pending[%d] = %+v; want the message %+v in %v", i, d, want, f.conv.ID)
+				}
+			}
+		})
+	}
+	ids := []uuid.UUID{stored[0].ID, stored[1].ID}
+	confirmed, err := prepared.Confirm(ctx, f.caller, readable, ids)
+	if err != nil || !sameIDs(confirmed, ids) {
+		t.Errorf("Confirm = %v, %v; want %v", confirmed, err, ids)
+	}
+	// Confirmed before: the second statement of Confirm answers for them.
+	again, err := prepared.Confirm(ctx, f.caller, readable, ids)
+	if err != nil || !sameIDs(again, ids) {
+		t.Errorf("Confirm again = %v, %v; want %v", again, err, ids)
+	}
+}
+
+func sameIDs(a, b []uuid.UUID) bool {
+	set := make(map[uuid.UUID]int)
+	for _, id := range a {
+		set[id]++
+	}
+	for _, id := range b {
+		set[id]--
+	}
+	for _, n := range set {
+		if n != 0 {
+			return false
+		}
+	}
+	return len(a) == len(b)
 }
