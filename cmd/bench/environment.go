@@ -95,6 +95,13 @@ func (b *bench) run(ctx context.Context) error {
 		Database: b.dbVersion(ctx),
 	}
 	lg := newLoad(b, sd)
+	if b.opt.warmup > 0 {
+		n, firstErr := lg.warmUp(ctx)
+		b.logf("warm-up: %d reads in %s, not measured", n, b.opt.warmup)
+		if firstErr != "" {
+			b.logf("warm-up: first error: %s", firstErr)
+		}
+	}
 	for _, name := range b.opt.scenarios {
 		if ctx.Err() != nil {
 			return ctx.Err()

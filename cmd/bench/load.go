@@ -332,6 +332,36 @@ func (l *load) latest(ctx context.Context, n int) []scenarioResult {
 	return results("latest", n, ws, m, nil)
 }
 
+// warmUp reads for the -warmup time, unmeasured, before the first scenario: latest pages that
+// are not confirmed and whole conversations, which change nothing. It brings the service (its
+// pool and each connection's prepared statements), PostgreSQL's buffers and the machine's
+// caches to where a running service has them, so that the first scenario, and the growth check
+// between a freshly seeded small and large database, do not measure a cold start. It returns
+// the requests made and the first error seen.
+func (l *load) warmUp(ctx context.Context) (int, string) {
+	ws, _ := l.run(ctx, "warm-up", l.b.opt.concurrency, l.b.opt.warmup, func(w *worker, _ time.Time) bool {
+		if w.id%2 == 0 {
+			_ = w.do("latest", func() error {
+				_, err := fetchLatest(ctx, w, l.clients[w.id%len(l.clients)], true)
+				return err
+			})
+		} else {
+			l.readConversation(ctx, w)
+		}
+		return false
+	})
+	n, firstErr := 0, ""
+	for _, w := range ws {
+		for _, s := range w.ops {
+			n += len(s.lat) + s.errors
+			if firstErr == "" {
+				firstErr = s.firstErr
+			}
+		}
+	}
+	return n, firstErr
+}
+
 func (l *load) readConversation(ctx context.Context, w *worker) {
 	conv := l.sd.convs[w.rng.IntN(len(l.sd.convs))]
 	caller := conv.Property

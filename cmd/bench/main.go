@@ -49,6 +49,7 @@ type options struct {
 	concurrency   int           // clients
 	lowConc       int           // clients of the send-at-low-concurrency scenario
 	duration      time.Duration // per scenario
+	warmup        time.Duration // unmeasured reads before the first scenario
 	drainTimeout  time.Duration // upper bound of the drain scenario
 	drainPollers  int           // concurrent pollers per partner in the drain scenario
 	scenarios     []string
@@ -81,6 +82,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.concurrency, "c", 64, "concurrent clients")
 	fs.IntVar(&o.lowConc, "c-low", 8, "concurrent clients of the send-low scenario")
 	fs.DurationVar(&o.duration, "d", 20*time.Second, "duration of each scenario")
+	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "unmeasured reads (latest pages, not confirmed, and conversations) before the first scenario, which change nothing (0: none)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 2*time.Minute, "upper bound of the drain scenario")
 	fs.IntVar(&o.drainPollers, "drain-pollers", 1, "concurrent pollers per partner in the drain scenario")
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run, in this order")
@@ -100,6 +102,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if o.quick {
 		o.duration = 3 * time.Second
+		o.warmup = min(o.warmup, time.Second)
 	}
 	var errs []error
 	for _, s := range strings.Split(*scen, ",") {
@@ -130,6 +133,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if o.duration <= 0 || o.duration > 5*time.Minute {
 		errs = append(errs, errors.New("-d: want more than 0 and at most 5m"))
+	}
+	if o.warmup < 0 || o.warmup > 5*time.Minute {
+		errs = append(errs, errors.New("-warmup: want 0 to 5m"))
 	}
 	if o.drainPollers < 1 || o.drainPollers > o.concurrency {
 		errs = append(errs, errors.New("-drain-pollers: want 1 to -c"))

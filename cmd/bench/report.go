@@ -102,6 +102,7 @@ func reportOptions(o options) map[string]string {
 	return map[string]string{
 		"messages": fmt.Sprint(o.messages), "pending": fmt.Sprint(o.pending), "history": fmt.Sprint(o.history), "active": fmt.Sprint(o.active),
 		"c": fmt.Sprint(o.concurrency), "c_low": fmt.Sprint(o.lowConc), "duration": o.duration.String(),
+		"warmup":        o.warmup.String(),
 		"drain_pollers": fmt.Sprint(o.drainPollers), "db_max_conns": fmt.Sprint(o.dbMaxConns),
 		"gogc": o.gogc, "gomaxprocs": o.gomaxprocs, "fast_pg": fmt.Sprint(o.fastPG), "url": o.url,
 	}
