@@ -91,10 +91,13 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 	if err != nil {
 		return nil, err
 	}
+	// Conversation ids are UUIDv7 in the order the conversations are created, as the service
+	// makes them (messaging.Service.PutReservation): the active ones, the newest, sit together
+	// at the end of the primary key, as they do in a running service.
 	sd.convs = make([]benchConv, nConvs)
 	for i := range sd.convs {
 		sd.convs[i] = benchConv{
-			ID: uuid.New(), Reservation: resPrefix + strconv.Itoa(i), Accommodation: accBase + int64(i%nAccs),
+			ID: uuid.Must(uuid.NewV7()), Reservation: resPrefix + strconv.Itoa(i), Accommodation: accBase + int64(i%nAccs),
 			Property: i % nAccs % nProps, Guest: nProps + i%nGuests,
 		}
 	}
