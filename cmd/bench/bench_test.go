@@ -92,8 +92,11 @@ func TestParseOptions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseOptions: %v", err)
 	}
-	if o.duration != 3*time.Second || o.pending != 5000 || !slices.Equal(o.scenarios, allScenarios) {
-		t.Errorf("parseOptions(-quick ...) = duration %v pending %d scenarios %v", o.duration, o.pending, o.scenarios)
+	if o.duration != 3*time.Second || o.warmup != time.Second || o.pending != 5000 || !slices.Equal(o.scenarios, allScenarios) {
+		t.Errorf("parseOptions(-quick ...) = duration %v warm-up %v pending %d scenarios %v", o.duration, o.warmup, o.pending, o.scenarios)
+	}
+	if o, err := parseOptions([]string{"-warmup", "0"}, getenv, io.Discard); err != nil || o.warmup != 0 || o.duration != 20*time.Second {
+		t.Errorf("parseOptions(-warmup 0) = warm-up %v duration %v, %v; want 0, 20s, nil", o.warmup, o.duration, err)
 	}
 	for _, args := range [][]string{
 		{"-messages", "10000001"},
@@ -101,6 +104,7 @@ func TestParseOptions(t *testing.T) {
 		{"-url", "http://127.0.0.1:8080"},                             // needs -dsn
 		{"-url", "http://example.com:8080", "-dsn", "postgres://x/y"}, // not loopback
 		{"-c", "1"},
+		{"-warmup", "-1s"},
 	} {
 		if _, err := parseOptions(args, getenv, io.Discard); err == nil {
 			t.Errorf("parseOptions(%s) = nil error, want one", strings.Join(args, " "))
