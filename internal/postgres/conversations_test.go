@@ -38,8 +38,8 @@ func TestInsertMessageRetriedAfterCommit(t *testing.T) {
 }
 
 // TestReadsReturnWhatWasStored holds the many-row reads, which receive ids as 16 raw bytes, to
-// the values stored, both as prepared statements (ids in binary) and as plain queries (the
-// store's fallback when it could not prepare them; ids as bytea text).
+// the values stored, both as prepared statements and as plain queries (the store's fallback
+// when it could not prepare them).
 func TestReadsReturnWhatWasStored(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.DB(t)
