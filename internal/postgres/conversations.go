@@ -219,8 +219,9 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 
 // insertMessageSQL is a whole send in one statement. c finds the conversation: of
 // accommodation $1, matching the conversation id $2 and the reservation $3 wherever they are
-// given (uuid.Nil and ” are "not given"), on which partner $6 acts for side $5, whose key $4
-// is unrevoked, and that is open for that side (messaging.SendOpen.Allows, with $7, $8, $9).
+// given (uuid.Nil and the empty string are "not given"), on which partner $6 acts for side
+// $5, whose key $4 is unrevoked, and that is open for that side (messaging.SendOpen.Allows,
+// with $7, $8, $9).
 // Then it stores the message, marks its attachments ($11) referenced (so the orphan purge
 // leaves them alone; without attachments the cardinality test is a one-time filter and the
 // update does not even scan), enqueues it for both partners of the conversation and, for a
