@@ -98,6 +98,9 @@ func TestParseOptions(t *testing.T) {
 	if o, err := parseOptions([]string{"-warmup", "0"}, getenv, io.Discard); err != nil || o.warmup != 0 || o.duration != 20*time.Second {
 		t.Errorf("parseOptions(-warmup 0) = warm-up %v duration %v, %v; want 0, 20s, nil", o.warmup, o.duration, err)
 	}
+	if o, err := parseOptions([]string{"-peer", "ejabberd"}, getenv, io.Discard); err != nil || o.peer != "ejabberd" {
+		t.Errorf("parseOptions(-peer ejabberd) = peer %q, %v; want ejabberd, nil", o.peer, err)
+	}
 	for _, args := range [][]string{
 		{"-messages", "10000001"},
 		{"-scenarios", "send,nope"},
@@ -105,9 +108,33 @@ func TestParseOptions(t *testing.T) {
 		{"-url", "http://example.com:8080", "-dsn", "postgres://x/y"}, // not loopback
 		{"-c", "1"},
 		{"-warmup", "-1s"},
+		{"-peer", "rabbitmq"},
 	} {
 		if _, err := parseOptions(args, getenv, io.Discard); err == nil {
 			t.Errorf("parseOptions(%s) = nil error, want one", strings.Join(args, " "))
 		}
+	}
+}
+
+func TestReferenceKinds(t *testing.T) {
+	r := &report{
+		Scenarios: []scenarioResult{{Name: "send", Clients: 64, RPS: 100}, {Name: "send-low", Clients: 8, RPS: 100},
+			{Name: "ejabberd/send-low", Clients: 8, RPS: 50}, {Name: "mixed/confirm", Clients: 64, RPS: 10},
+			{Name: "latest", Clients: 64, RPS: 20}, {Name: "ejabberd/conversation", Clients: 64, RPS: 40}},
+		References: []reference{{Name: "insert", Kind: "insert", Clients: 64, TPS: 1000}, {Name: "insert", Kind: "insert", Clients: 8, TPS: 1000},
+			{Name: "select", Kind: "select", Clients: 64, TPS: 200}},
+	}
+	r.finish()
+	want := map[string]string{"send": "insert", "send-low": "insert", "ejabberd/send-low": "insert", "mixed/confirm": "insert",
+		"latest": "select", "ejabberd/conversation": "select"}
+	for _, s := range r.Scenarios {
+		if s.Reference != want[s.Name] {
+			t.Errorf("%s: reference %q, want %q", s.Name, s.Reference, want[s.Name])
+		}
+	}
+	var out bytes.Buffer
+	r.print(&out)
+	if !strings.Contains(out.String(), "send-low: the service made 2.00× ejabberd's requests/s") {
+		t.Errorf("print: want the comparison with ejabberd, got:\n%s", out.String())
 	}
 }

@@ -95,11 +95,22 @@ func (b *bench) run(ctx context.Context) error {
 		Database: b.dbVersion(ctx),
 	}
 	lg := newLoad(b, sd)
+	var peer *ejabberd
+	if b.opt.peer == "ejabberd" {
+		if peer, err = b.startEjabberd(ctx, sd); err != nil {
+			return err
+		}
+	}
 	if b.opt.warmup > 0 {
 		n, firstErr := lg.warmUp(ctx)
 		b.logf("warm-up: %d reads in %s, not measured", n, b.opt.warmup)
 		if firstErr != "" {
 			b.logf("warm-up: first error: %s", firstErr)
+		}
+		if peer != nil {
+			if err := lg.peerWarmUp(ctx, peer); err != nil {
+				return err
+			}
 		}
 	}
 	for _, name := range b.opt.scenarios {
@@ -110,6 +121,14 @@ func (b *bench) run(ctx context.Context) error {
 		res, err := lg.scenario(ctx, name)
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", name, err)
+		}
+		if peer != nil && contains(peerScenarios, name) {
+			b.logf("scenario ejabberd/%s", name)
+			peerRes, err := lg.peerScenario(ctx, peer, name)
+			if err != nil {
+				return fmt.Errorf("scenario ejabberd/%s: %w", name, err)
+			}
+			res = append(res, peerRes...)
 		}
 		rep.Scenarios = append(rep.Scenarios, res...)
 		for _, r := range res {
@@ -162,33 +181,10 @@ func (b *bench) setupDatabase(ctx context.Context) error {
 			}
 		}
 		b.dbName = "bench_" + randomHex(4)
-		admin, err := sqlx.ConnectContext(ctx, "postgres", b.serverDSN)
-		if err != nil {
-			return fmt.Errorf("connect to %s: %w", redact(b.serverDSN), err)
+		var err error
+		if b.dsn, err = b.createDatabase(ctx, b.dbName); err != nil {
+			return err
 		}
-		if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+b.dbName); err != nil {
-			admin.Close()
-			return fmt.Errorf("create database: %w", err)
-		}
-		b.cleanups = append(b.cleanups, func() {
-			defer admin.Close()
-			if b.opt.keep {
-				b.logf("kept database %s", b.dbName)
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+b.dbName+` WITH (FORCE)`); err != nil {
-				b.logf("drop database %s: %v", b.dbName, err)
-			}
-		})
-		u, err := url.Parse(b.serverDSN)
-		if err != nil {
-			return fmt.Errorf("parse -dsn: %w", err)
-		}
-		u.Path = "/" + b.dbName
-		b.dsn = u.String()
-		b.logf("created database %s", b.dbName)
 	}
 	if err := db.Migrate(b.dsn); err != nil {
 		return err
@@ -200,6 +196,38 @@ func (b *bench) setupDatabase(ctx context.Context) error {
 	b.db.SetMaxOpenConns(8)
 	b.cleanups = append(b.cleanups, func() { b.db.Close() })
 	return nil
+}
+
+// createDatabase creates database name on the server, to be dropped at the end unless -keep,
+// and returns its DSN.
+func (b *bench) createDatabase(ctx context.Context, name string) (string, error) {
+	admin, err := sqlx.ConnectContext(ctx, "postgres", b.serverDSN)
+	if err != nil {
+		return "", fmt.Errorf("connect to %s: %w", redact(b.serverDSN), err)
+	}
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
+		admin.Close()
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	b.cleanups = append(b.cleanups, func() {
+		defer admin.Close()
+		if b.opt.keep {
+			b.logf("kept database %s", name)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+			b.logf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(b.serverDSN)
+	if err != nil {
+		return "", fmt.Errorf("parse -dsn: %w", err)
+	}
+	u.Path = "/" + name
+	b.logf("created database %s", name)
+	return u.String(), nil
 }
 
 // startCluster starts a throwaway cluster through scripts/localpg.sh, the one place that

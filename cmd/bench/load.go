@@ -30,7 +30,9 @@ const requestTimeout = 30 * time.Second
 type load struct {
 	b       *bench
 	sd      *seedData
+	hc      *http.Client
 	clients []*api.Client // one per seeded partner
+	pid     int           // the server measured: the service, or a peer (-peer)
 }
 
 func newLoad(b *bench, sd *seedData) *load {
@@ -40,7 +42,7 @@ func newLoad(b *bench, sd *seedData) *load {
 		MaxIdleConns: 4 * b.opt.concurrency, MaxIdleConnsPerHost: 2 * b.opt.concurrency,
 		IdleConnTimeout: 90 * time.Second, DisableCompression: true,
 	}}
-	l := &load{b: b, sd: sd}
+	l := &load{b: b, sd: sd, hc: hc, pid: b.pid}
 	for _, p := range sd.partners {
 		l.clients = append(l.clients, &api.Client{BaseURL: b.baseURL, AffiliateID: p.ID, APIKey: p.Key, HTTP: hc})
 	}
@@ -48,7 +50,7 @@ func newLoad(b *bench, sd *seedData) *load {
 }
 
 func (l *load) peakRSSMB() float64 {
-	rss, err := procPeakRSS(l.b.pid)
+	rss, err := procPeakRSS(l.pid)
 	if err != nil {
 		return 0
 	}
@@ -149,7 +151,7 @@ type measurement struct {
 
 func (l *load) startMeasure() measurement {
 	m := measurement{start: time.Now()}
-	m.cpu, _ = procCPU(l.b.pid)
+	m.cpu, _ = procCPU(l.pid)
 	m.pgCPU = clusterCPU(l.b.postmaster)
 	m.selfCPU, _ = procCPU(os.Getpid())
 	m.busy, m.total = machineCPU()
@@ -158,7 +160,7 @@ func (l *load) startMeasure() measurement {
 
 func (l *load) stopMeasure(m measurement) measurement {
 	m.elapsed = time.Since(m.start)
-	cpu, err := procCPU(l.b.pid)
+	cpu, err := procCPU(l.pid)
 	if err == nil {
 		m.serverCPU = cpu - m.cpu
 	}

@@ -104,7 +104,7 @@ func reportOptions(o options) map[string]string {
 		"c": fmt.Sprint(o.concurrency), "c_low": fmt.Sprint(o.lowConc), "duration": o.duration.String(),
 		"warmup":        o.warmup.String(),
 		"drain_pollers": fmt.Sprint(o.drainPollers), "db_max_conns": fmt.Sprint(o.dbMaxConns),
-		"gogc": o.gogc, "gomaxprocs": o.gomaxprocs, "fast_pg": fmt.Sprint(o.fastPG), "url": o.url,
+		"gogc": o.gogc, "gomaxprocs": o.gomaxprocs, "fast_pg": fmt.Sprint(o.fastPG), "url": o.url, "peer": o.peer,
 	}
 }
 
@@ -114,8 +114,8 @@ func (r *report) finish() {
 	r.Time = time.Now().UTC().Format(time.RFC3339)
 	for i := range r.Scenarios {
 		s := &r.Scenarios[i]
-		kind := "select"
-		if strings.HasPrefix(s.Name, "send") || strings.HasSuffix(s.Name, "/send") || strings.HasSuffix(s.Name, "/confirm") {
+		kind, op := "select", s.Name[strings.LastIndex(s.Name, "/")+1:]
+		if strings.HasPrefix(op, "send") || op == "confirm" {
 			kind = "insert"
 		}
 		for _, ref := range r.References {
@@ -194,6 +194,18 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nserver peak RSS over the run: %.0f MB\n", r.ServerPeakRSSMB)
 	if r.Baseline != "" {
 		fmt.Fprintf(w, "p50 vs base: this run's p50 divided by the same row's in %s\n", r.Baseline)
+	}
+	for _, p := range r.Scenarios {
+		name, ok := strings.CutPrefix(p.Name, "ejabberd/")
+		if !ok || p.RPS == 0 {
+			continue
+		}
+		for _, s := range r.Scenarios {
+			if s.Name == name {
+				fmt.Fprintf(w, "%s: the service made %.2f× ejabberd's requests/s (%.0f against %.0f); p99 %.2f against %.2f ms\n",
+					name, s.RPS/p.RPS, s.RPS, p.RPS, s.P99ms, p.P99ms)
+			}
+		}
 	}
 	for _, s := range r.Scenarios {
 		if s.Errors > 0 {
