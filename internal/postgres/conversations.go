@@ -187,7 +187,7 @@ func uuidArray(ids []uuid.UUID) pq.StringArray {
 }
 
 const messagesSQL = `
-SELECT uuid_send(id), sender, content, attachments, created_at
+SELECT uuid_send(id), sender, content, attachments, timestamptz_send(created_at)
 FROM messages
 WHERE conversation_id = $1
 ORDER BY seq`
@@ -205,10 +205,10 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 	var attachments pq.StringArray
 	for rows.Next() {
 		m := messaging.Message{ConversationID: conversationID}
-		if err := rows.Scan(&m.ID, &sender, &m.Content, &attachments, &m.CreatedAt); err != nil {
+		if err := rows.Scan(&m.ID, &sender, &m.Content, &attachments, sentTime{&m.CreatedAt}); err != nil {
 			return nil, translate(err)
 		}
-		m.Sender, m.CreatedAt = messaging.Side(sender), m.CreatedAt.UTC()
+		m.Sender = messaging.Side(sender)
 		if m.Attachments, err = parseUUIDArray(attachments); err != nil {
 			return nil, err
 		}
@@ -338,7 +338,7 @@ func (s *Store) IdempotencyRecord(ctx context.Context, partnerID int64, key stri
 // 300 µs of its CPU per page, a third of the statement).
 const pendingSQL = `
 SELECT uuid_send(p.id), uuid_send(p.conversation_id), p.sender, p.content, p.attachments,
-       p.created_at, p.reservation_id, p.accommodation_id,
+       timestamptz_send(p.created_at), p.reservation_id, p.accommodation_id,
        uuid_send(p.sender_participant_id), p.sender_name
 FROM (
     SELECT d.seq, x.id, x.conversation_id, x.sender, x.content, x.attachments, x.created_at,
@@ -388,11 +388,11 @@ func (s *Store) Pending(ctx context.Context, caller messaging.Caller, readableAf
 	for rows.Next() {
 		var d messaging.Delivery
 		c := &d.Conversation
-		if err := rows.Scan(&d.ID, &d.ConversationID, &sender, &d.Content, &attachments, &d.CreatedAt,
+		if err := rows.Scan(&d.ID, &d.ConversationID, &sender, &d.Content, &attachments, sentTime{&d.CreatedAt},
 			&c.Reservation.ID, &c.Reservation.AccommodationID, &senderParticipant, &senderName); err != nil {
 			return nil, translate(err)
 		}
-		d.Sender, d.CreatedAt, c.ID = messaging.Side(sender), d.CreatedAt.UTC(), d.ConversationID
+		d.Sender, c.ID = messaging.Side(sender), d.ConversationID
 		if d.Sender == messaging.Guest {
 			c.GuestParticipantID, c.Reservation.GuestName = senderParticipant, senderName
 		} else {

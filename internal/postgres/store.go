@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -96,6 +97,26 @@ func (c boundedConn) Write(b []byte) (int, error) {
 // binary, but turns a uuid into its 36 characters of text, which uuid.UUID then parses back,
 // two allocations and a parse per value (a sixth of the service's CPU on a latest page); a
 // bytea it passes on as it is, and uuid.UUID takes 16 bytes as they are.
+
+// They hand their times over as timestamptz_send(…) too, 8 raw bytes, for the same reason:
+// lib/pq reads a timestamptz as text, which PostgreSQL formats in the session's time zone and
+// lib/pq parses back; sentTime takes the binary form as it is.
+
+// sentTime scans timestamptz_send(…), PostgreSQL's binary timestamptz: microseconds since
+// 2000-01-01 00:00:00 UTC, a big-endian int64. The time is set in UTC.
+type sentTime struct{ t *time.Time }
+
+// pgEpochMicros is 2000-01-01 00:00:00 UTC in microseconds since the Unix epoch.
+const pgEpochMicros = 946_684_800_000_000
+
+func (s sentTime) Scan(src any) error {
+	b, ok := src.([]byte)
+	if !ok || len(b) != 8 {
+		return fmt.Errorf("scan timestamptz_send: want 8 bytes, got %T of %d", src, len(b))
+	}
+	*s.t = time.UnixMicro(int64(binary.BigEndian.Uint64(b)) + pgEpochMicros).UTC()
+	return nil
+}
 
 // Store implements messaging.Store. The statements of the hot paths (auth, send, latest,
 // confirm, conversation) are prepared once and reused on every connection.
