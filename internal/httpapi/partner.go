@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -141,50 +140,8 @@ func (s *Server) conversation(v version) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		msgs := make([]api.ConversationMessage32, len(view.Messages))
-		for i, m := range view.Messages {
-			msgs[i] = api.ConversationMessage32{ID: m.ID.String(), Sender: view.ParticipantID(m.Sender).String(),
-				Content: m.Content, Attachments: uuidStrings(m.Attachments), Timestamp: formatTime(m.CreatedAt)}
-		}
-		if v == v32 {
-			return c.JSON(http.StatusOK, api.Response[api.ConversationData32]{RequestID: requestID(c),
-				Data: api.ConversationData32{Conversation: conversationBody(view, msgs)}})
-		}
-		msgs31 := make([]api.ConversationMessage31, len(msgs))
-		for i, m := range msgs {
-			msgs31[i] = api.ConversationMessage31{ConversationMessage32: m}
-		}
-		return c.JSON(http.StatusOK, api.Response[api.ConversationData31]{RequestID: requestID(c),
-			Data: api.ConversationData31{Conversations: conversationBody(view, msgs31)}})
+		return s.writeConversation(c, v, view)
 	}
-}
-
-func conversationBody[M any](view messaging.ConversationView, msgs []M) api.Conversation[M] {
-	state := api.StateReadOnly
-	if view.Open {
-		state = api.StateOpen
-	}
-	return api.Conversation[M]{
-		ID:            view.ID.String(),
-		Accommodation: strconv.FormatInt(view.Reservation.AccommodationID, 10),
-		Reservation:   view.Reservation.ID,
-		Messages:      msgs,
-		Participants: []api.Participant{
-			{ID: view.GuestParticipantID.String(), Metadata: metadata(view.Conversation, messaging.Guest)},
-			{ID: view.PropertyParticipantID.String(), Metadata: metadata(view.Conversation, messaging.Property)},
-		},
-		State:            state,
-		SendAllowedUntil: formatTime(view.SendAllowedUntil),
-		ReadableUntil:    formatTime(view.ReadableUntil),
-	}
-}
-
-func conversationRef(c messaging.Conversation) api.ConversationRef {
-	return api.ConversationRef{ID: c.ID.String(), Accommodation: strconv.FormatInt(c.Reservation.AccommodationID, 10), Reservation: c.Reservation.ID}
-}
-
-func metadata(c messaging.Conversation, s messaging.Side) api.ParticipantMetadata {
-	return api.ParticipantMetadata{Type: string(s), Name: c.ParticipantName(s)}
 }
 
 func uuidStrings(ids []uuid.UUID) []string {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -88,6 +89,109 @@ func encodeLatestReference(t *testing.T, v version, requestID string, page []mes
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestAppendConversationMatchesEncodingJSON holds the hand-written conversation to what
+// encoding/json writes for the wire types of package api, for both versions, both states, and
+// awkward content and names.
+func TestAppendConversationMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2025, 5, 8, 8, 49, 15, 123456789, time.FixedZone("CEST", 2*3600))
+	view := messaging.ConversationView{
+		Conversation: messaging.Conversation{
+			ID:                    uuid.MustParse("0196a2f4-1111-7000-8000-000000000001"),
+			Reservation:           messaging.Reservation{ID: "R-1.x_2 \"<&>\"", AccommodationID: 6819547, GuestName: "Zoë \"Z\" <O'Neil> & co"},
+			AccommodationName:     "Sea View \u2028 Rooms",
+			GuestParticipantID:    uuid.MustParse("0196a2f4-2222-7000-8000-000000000002"),
+			PropertyParticipantID: uuid.MustParse("0196a2f4-3333-7000-8000-000000000003"),
+		},
+		Side: messaging.Guest, SendAllowedUntil: at.Add(66 * 24 * time.Hour), ReadableUntil: at.Add(365 * 24 * time.Hour), Open: true,
+	}
+	for i, content := range []string{
+		"plain", "", "quote \" backslash \\ slash /", "tab\tnewline\nreturn\rbell\afeed\fback\b\x00\x1f\x7f",
+		"<script>&amp;</script>", "line\u2028para\u2029end", "emoji 😀 and ü and 中文", "bad \xff\xfe utf8",
+	} {
+		m := messaging.Message{ID: uuid.New(), ConversationID: view.ID, Sender: messaging.Guest, Content: content,
+			Attachments: []uuid.UUID{}, CreatedAt: at.Add(time.Duration(i) * time.Millisecond)}
+		if i%2 == 1 {
+			m.Sender = messaging.Property
+		}
+		if i == 2 {
+			m.Attachments = []uuid.UUID{uuid.New(), uuid.New()}
+		}
+		view.Messages = append(view.Messages, m)
+	}
+	closed := view
+	closed.Open, closed.Messages, closed.Side = false, []messaging.Message{}, messaging.Property
+	closed.Reservation.GuestName, closed.AccommodationName = "", "" // no guest name; the property is named by its id
+	for _, tc := range []struct {
+		name string
+		view messaging.ConversationView
+	}{{"open", view}, {"read-only and empty", closed}} {
+		for _, v := range []version{v31, v32} {
+			got := appendConversation(nil, v, `req "id" <1>`, tc.view)
+			want := encodeConversationReference(t, v, `req "id" <1>`, tc.view)
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s v%d:\nappendConversation = %s\nencoding/json      = %s", tc.name, v, got, want)
+			}
+		}
+	}
+}
+
+// encodeConversationReference is the conversations answer through the wire types and
+// encoding/json.
+func encodeConversationReference(t *testing.T, v version, requestID string, view messaging.ConversationView) []byte {
+	t.Helper()
+	msgs := make([]api.ConversationMessage32, len(view.Messages))
+	for i, m := range view.Messages {
+		msgs[i] = api.ConversationMessage32{ID: m.ID.String(), Sender: view.ParticipantID(m.Sender).String(),
+			Content: m.Content, Attachments: uuidStrings(m.Attachments), Timestamp: formatTime(m.CreatedAt)}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	var err error
+	if v == v32 {
+		err = enc.Encode(api.Response[api.ConversationData32]{RequestID: requestID,
+			Data: api.ConversationData32{Conversation: conversationBody(view, msgs)}})
+	} else {
+		msgs31 := make([]api.ConversationMessage31, len(msgs))
+		for i, m := range msgs {
+			msgs31[i] = api.ConversationMessage31{ConversationMessage32: m}
+		}
+		err = enc.Encode(api.Response[api.ConversationData31]{RequestID: requestID,
+			Data: api.ConversationData31{Conversations: conversationBody(view, msgs31)}})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func conversationBody[M any](view messaging.ConversationView, msgs []M) api.Conversation[M] {
+	state := api.StateReadOnly
+	if view.Open {
+		state = api.StateOpen
+	}
+	return api.Conversation[M]{
+		ID:            view.ID.String(),
+		Accommodation: strconv.FormatInt(view.Reservation.AccommodationID, 10),
+		Reservation:   view.Reservation.ID,
+		Messages:      msgs,
+		Participants: []api.Participant{
+			{ID: view.GuestParticipantID.String(), Metadata: metadata(view.Conversation, messaging.Guest)},
+			{ID: view.PropertyParticipantID.String(), Metadata: metadata(view.Conversation, messaging.Property)},
+		},
+		State:            state,
+		SendAllowedUntil: formatTime(view.SendAllowedUntil),
+		ReadableUntil:    formatTime(view.ReadableUntil),
+	}
+}
+
+func conversationRef(c messaging.Conversation) api.ConversationRef {
+	return api.ConversationRef{ID: c.ID.String(), Accommodation: strconv.FormatInt(c.Reservation.AccommodationID, 10), Reservation: c.Reservation.ID}
+}
+
+func metadata(c messaging.Conversation, s messaging.Side) api.ParticipantMetadata {
+	return api.ParticipantMetadata{Type: string(s), Name: c.ParticipantName(s)}
 }
 
 // BenchmarkAppendLatest measures the hand-written encoder on a full page (go test -bench).

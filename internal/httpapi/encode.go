@@ -13,10 +13,10 @@ import (
 	"github.com/guestmsg/messaging/internal/messaging"
 )
 
-// The latest page is the largest answer on the hottest read path. It is written by hand into a
-// pooled buffer: byte for byte what encoding/json writes for api.Response[api.LatestData[
-// api.LatestMessage31 or api.LatestMessage32]] (a test holds the two together), without
-// reflection and without building the intermediate structs and strings.
+// The latest page and the conversation are the largest answers on the hot read paths. They are
+// written by hand into a pooled buffer: byte for byte what encoding/json writes for their wire
+// types of package api (tests hold the two together), without reflection and without building
+// the intermediate structs and strings.
 
 // bufferPool reuses the buffers answers are written into.
 type bufferPool struct{ pool sync.Pool }
@@ -41,9 +41,19 @@ func (p *bufferPool) put(b *[]byte) {
 
 // writeLatest answers with the page in the shapes of v.
 func (s *Server) writeLatest(c echo.Context, v version, page []messaging.Delivery) error {
+	return s.writeJSON(c, func(b []byte) []byte { return appendLatest(b, v, requestID(c), page) })
+}
+
+// writeConversation answers with the conversation in the shapes of v.
+func (s *Server) writeConversation(c echo.Context, v version, view messaging.ConversationView) error {
+	return s.writeJSON(c, func(b []byte) []byte { return appendConversation(b, v, requestID(c), view) })
+}
+
+// writeJSON answers 200 with the JSON that appendAnswer appends to a pooled buffer.
+func (s *Server) writeJSON(c echo.Context, appendAnswer func([]byte) []byte) error {
 	buf := s.buffers.get()
 	defer s.buffers.put(buf)
-	*buf = appendLatest((*buf)[:0], v, requestID(c), page)
+	*buf = appendAnswer((*buf)[:0])
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	h.Set(echo.HeaderContentLength, strconv.Itoa(len(*buf)))
@@ -107,6 +117,78 @@ func appendLatest(b []byte, v version, requestID string, page []messaging.Delive
 		b = append(b, `"}`...)
 	}
 	return append(b, "]}}\n"...)
+}
+
+// appendConversation appends the conversations answer (api.Response of api.ConversationData31
+// or api.ConversationData32), with encoding/json's trailing newline.
+func appendConversation(b []byte, v version, requestID string, view messaging.ConversationView) []byte {
+	b = append(b, `{"request_id":`...)
+	b = appendJSONString(b, requestID)
+	if v == v32 {
+		b = append(b, `,"data":{"conversation":{"id":"`...)
+	} else {
+		b = append(b, `,"data":{"conversations":{"id":"`...)
+	}
+	b = appendUUID(b, view.ID)
+	b = append(b, `","accommodation":"`...)
+	b = strconv.AppendInt(b, view.Reservation.AccommodationID, 10)
+	b = append(b, `","reservation":`...)
+	b = appendJSONString(b, view.Reservation.ID)
+	b = append(b, `,"messages":[`...)
+	for i := range view.Messages {
+		m := &view.Messages[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":"`...)
+		b = appendUUID(b, m.ID)
+		b = append(b, `","sender":"`...)
+		b = appendUUID(b, view.ParticipantID(m.Sender))
+		b = append(b, `","content":`...)
+		b = appendJSONString(b, m.Content)
+		b = append(b, `,"attachments":[`...)
+		for j, a := range m.Attachments {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = appendUUID(b, a)
+			b = append(b, '"')
+		}
+		b = append(b, `],"timestamp":"`...)
+		b = m.CreatedAt.UTC().AppendFormat(b, api.TimeFormat)
+		if v == v32 {
+			b = append(b, `"}`...)
+		} else {
+			b = append(b, `","reply_to":null}`...)
+		}
+	}
+	b = append(b, `],"participants":[`...)
+	for i, side := range []messaging.Side{messaging.Guest, messaging.Property} {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":"`...)
+		b = appendUUID(b, view.ParticipantID(side))
+		b = append(b, `","metadata":{"type":`...)
+		b = appendJSONString(b, string(side))
+		if name := view.ParticipantName(side); name != "" {
+			b = append(b, `,"name":`...)
+			b = appendJSONString(b, name)
+		}
+		b = append(b, `}}`...)
+	}
+	b = append(b, `],"state":"`...)
+	if view.Open {
+		b = append(b, api.StateOpen...)
+	} else {
+		b = append(b, api.StateReadOnly...)
+	}
+	b = append(b, `","send_allowed_until":"`...)
+	b = view.SendAllowedUntil.UTC().AppendFormat(b, api.TimeFormat)
+	b = append(b, `","readable_until":"`...)
+	b = view.ReadableUntil.UTC().AppendFormat(b, api.TimeFormat)
+	return append(b, "\"}}}\n"...)
 }
 
 // appendUUID appends the canonical text form of id.
