@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -113,7 +114,7 @@ func appendLatest(b []byte, v version, requestID string, page []messaging.Delive
 			b = append(b, '"')
 		}
 		b = append(b, `],"timestamp":"`...)
-		b = d.CreatedAt.UTC().AppendFormat(b, api.TimeFormat)
+		b = appendTime(b, d.CreatedAt)
 		b = append(b, `"}`...)
 	}
 	return append(b, "]}}\n"...)
@@ -156,7 +157,7 @@ func appendConversation(b []byte, v version, requestID string, view messaging.Co
 			b = append(b, '"')
 		}
 		b = append(b, `],"timestamp":"`...)
-		b = m.CreatedAt.UTC().AppendFormat(b, api.TimeFormat)
+		b = appendTime(b, m.CreatedAt)
 		if v == v32 {
 			b = append(b, `"}`...)
 		} else {
@@ -185,10 +186,27 @@ func appendConversation(b []byte, v version, requestID string, view messaging.Co
 		b = append(b, api.StateReadOnly...)
 	}
 	b = append(b, `","send_allowed_until":"`...)
-	b = view.SendAllowedUntil.UTC().AppendFormat(b, api.TimeFormat)
+	b = appendTime(b, view.SendAllowedUntil)
 	b = append(b, `","readable_until":"`...)
-	b = view.ReadableUntil.UTC().AppendFormat(b, api.TimeFormat)
+	b = appendTime(b, view.ReadableUntil)
 	return append(b, "\"}}}\n"...)
+}
+
+// appendTime appends t as t.UTC().AppendFormat(b, api.TimeFormat) does, digit by digit rather
+// than by interpreting the layout (a latest page has 100 times to write).
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, api.TimeFormat)
+	}
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6 // truncated, as the layout's .000 does
+	return append(b,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
 // appendUUID appends the canonical text form of id.
@@ -203,6 +221,15 @@ func appendUUID(b []byte, id uuid.UUID) []byte {
 	return b
 }
 
+// jsonSafe[c] tells whether ASCII byte c is written as it is: not a control character, '"',
+// '\\', or one of HTML's '<', '>' and '&'.
+var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		safe[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return safe
+}()
+
 // appendJSONString appends s as a JSON string exactly as encoding/json does with its default
 // HTML escaping: <, > and & as \u003c, \u003e and \u0026, U+2028 and U+2029 escaped, invalid
 // UTF-8 as U+FFFD.
@@ -212,7 +239,7 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}

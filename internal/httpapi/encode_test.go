@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -192,6 +193,28 @@ func conversationRef(c messaging.Conversation) api.ConversationRef {
 
 func metadata(c messaging.Conversation, s messaging.Side) api.ParticipantMetadata {
 	return api.ParticipantMetadata{Type: string(s), Name: c.ParticipantName(s)}
+}
+
+// TestAppendTimeMatchesAppendFormat holds appendTime to the layout it replaces, at the edges
+// of every field, outside the years it writes itself, and at random instants.
+func TestAppendTimeMatchesAppendFormat(t *testing.T) {
+	times := []time.Time{
+		{}, time.Unix(0, 0), time.Date(2025, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2024, 2, 29, 0, 0, 0, 1_000_000, time.FixedZone("", -11*3600)),
+		time.Date(2026, 1, 1, 0, 59, 59, 999_999, time.FixedZone("", 14*3600)),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 6, 15, 12, 30, 0, 0, time.UTC), time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2025, 5, 8, 8, 49, 15, 123456789, time.FixedZone("CEST", 2*3600)),
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		times = append(times, time.Unix(rng.Int64N(400*365*86400)-100*365*86400, rng.Int64N(1e9)))
+	}
+	for _, tm := range times {
+		if got, want := appendTime(nil, tm), tm.UTC().AppendFormat(nil, api.TimeFormat); !bytes.Equal(got, want) {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
 }
 
 // BenchmarkAppendLatest measures the hand-written encoder on a full page (go test -bench).

@@ -152,4 +152,5 @@ func uuidStrings(ids []uuid.UUID) []string {
 	return out
 }
 
-func formatTime(t time.Time) string { return t.UTC().Format(api.TimeFormat) }
+// formatTime is t in api.TimeFormat, in UTC.
+func formatTime(t time.Time) string { return string(appendTime(nil, t)) }
