@@ -101,11 +101,11 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 			Property: i % nAccs % nProps, Guest: nProps + i%nGuests,
 		}
 	}
-	cols := []string{"id", "reservation_id", "accommodation_id", "guest_partner_id", "guest_name", "checkin", "checkout",
+	cols := []string{"id", "reservation_id", "accommodation_id", "property_partner_id", "guest_partner_id", "guest_name", "checkin", "checkout",
 		"status", "stay_end", "guest_participant_id", "property_participant_id", "created_at", "updated_at"}
 	err = copyRows(ctx, db, "conversations", cols, nConvs, func(i int) []any {
 		c := sd.convs[i]
-		return []any{c.ID, c.Reservation, c.Accommodation, sd.partners[c.Guest].ID, "Ada Guest " + strconv.Itoa(i),
+		return []any{c.ID, c.Reservation, c.Accommodation, sd.partners[c.Property].ID, sd.partners[c.Guest].ID, "Ada Guest " + strconv.Itoa(i),
 			checkin, checkout, messaging.StatusConfirmed, stayEnd, uuid.New(), uuid.New(), now, now}
 	})
 	if err != nil {

@@ -220,6 +220,17 @@ func TestChangingPartnersMovesQueues(t *testing.T) {
 	if len(got) != 1 || got[0].MessageID != m || got[0].Sender.Metadata.Type != "guest" {
 		t.Errorf("new owner Latest = %+v, want [%s]", got, m)
 	}
+	// The conversation now sends as the new owner's, and only the new owner's.
+	if _, err := th.property.Send(ctx, api.SendRequest{Accommodation: th.accommodation, Reservation: th.reservation, Content: "x"}, ""); apiErrorID(t, err) != "not_found" {
+		t.Errorf("old owner Send = %v, want not_found", err)
+	}
+	reply, err := newOwner.Send(ctx, api.SendRequest{Accommodation: th.accommodation, Reservation: th.reservation, Content: "from the new owner"}, "")
+	if err != nil {
+		t.Fatalf("new owner Send: %v", err)
+	}
+	if got, _ := newGuest.Latest(ctx); len(got) != 2 || got[0].MessageID != reply.Message || got[0].Sender.Metadata.Name != "Renamed" {
+		t.Errorf("guest Latest after the new owner's reply = %+v, want it first, from \"Renamed\"", got)
+	}
 }
 
 func TestHealthAndMetrics(t *testing.T) {

@@ -61,9 +61,8 @@ func (s *Store) ExpiredConversations(ctx context.Context, cutoff time.Time, limi
 // batch, or this batch skip a reservation that was just moved out of the purge's reach.
 const purgeMessagesSQL = `
 WITH doomed AS (
-    SELECT m.seq, a.partner_id AS property_partner_id, c.guest_partner_id
+    SELECT m.seq, c.property_partner_id, c.guest_partner_id
     FROM conversations c
-    JOIN accommodations a ON a.id = c.accommodation_id
     CROSS JOIN LATERAL (
         SELECT seq FROM messages WHERE conversation_id = c.id ORDER BY seq LIMIT $3
     ) m

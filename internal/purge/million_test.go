@@ -37,10 +37,10 @@ func TestPurgeMillion(t *testing.T) {
 		args  []any
 	}
 	seed := []statement{
-		{`INSERT INTO conversations (id, reservation_id, accommodation_id, guest_partner_id, guest_name, checkin, checkout,
-		      status, stay_end, guest_participant_id, property_participant_id, created_at, updated_at)
-		  SELECT gen_random_uuid(), 'OLD-' || i, $1, $2, 'Ada', '2024-12-28', '2024-12-31', 'confirmed',
-		      '2025-01-01T00:00:00Z', gen_random_uuid(), gen_random_uuid(), now(), now()
+		{`INSERT INTO conversations (id, reservation_id, accommodation_id, property_partner_id, guest_partner_id, guest_name,
+		      checkin, checkout, status, stay_end, guest_participant_id, property_participant_id, created_at, updated_at)
+		  SELECT gen_random_uuid(), 'OLD-' || i, $1, (SELECT partner_id FROM accommodations WHERE id = $1), $2, 'Ada',
+		      '2024-12-28', '2024-12-31', 'confirmed', '2025-01-01T00:00:00Z', gen_random_uuid(), gen_random_uuid(), now(), now()
 		  FROM generate_series(1, $3) AS i`,
 			[]any{f.accommodation, f.guest.AffiliateID, conversations}},
 		{`INSERT INTO messages (id, conversation_id, sender, content, created_at)
