@@ -98,22 +98,11 @@ func appendLatest(b []byte, v version, requestID string, page []messaging.Delive
 		}
 		sender := d.Message.Sender
 		b = appendUUID(b, d.Conversation.ParticipantID(sender))
-		b = append(b, `","metadata":{"type":`...)
-		b = appendJSONString(b, string(sender))
-		if name := d.Conversation.ParticipantName(sender); name != "" {
-			b = append(b, `,"name":`...)
-			b = appendJSONString(b, name)
-		}
-		b = append(b, `}},"attachments":[`...)
-		for j, a := range d.Attachments {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '"')
-			b = appendUUID(b, a)
-			b = append(b, '"')
-		}
-		b = append(b, `],"timestamp":"`...)
+		b = append(b, `","metadata":`...)
+		b = appendMetadata(b, sender, d.Conversation.ParticipantName(sender))
+		b = append(b, `},"attachments":`...)
+		b = appendUUIDs(b, d.Attachments)
+		b = append(b, `,"timestamp":"`...)
 		b = appendTime(b, d.CreatedAt)
 		b = append(b, `"}`...)
 	}
@@ -147,16 +136,9 @@ func appendConversation(b []byte, v version, requestID string, view messaging.Co
 		b = appendUUID(b, view.ParticipantID(m.Sender))
 		b = append(b, `","content":`...)
 		b = appendJSONString(b, m.Content)
-		b = append(b, `,"attachments":[`...)
-		for j, a := range m.Attachments {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '"')
-			b = appendUUID(b, a)
-			b = append(b, '"')
-		}
-		b = append(b, `],"timestamp":"`...)
+		b = append(b, `,"attachments":`...)
+		b = appendUUIDs(b, m.Attachments)
+		b = append(b, `,"timestamp":"`...)
 		b = appendTime(b, m.CreatedAt)
 		if v == v32 {
 			b = append(b, `"}`...)
@@ -171,13 +153,9 @@ func appendConversation(b []byte, v version, requestID string, view messaging.Co
 		}
 		b = append(b, `{"id":"`...)
 		b = appendUUID(b, view.ParticipantID(side))
-		b = append(b, `","metadata":{"type":`...)
-		b = appendJSONString(b, string(side))
-		if name := view.ParticipantName(side); name != "" {
-			b = append(b, `,"name":`...)
-			b = appendJSONString(b, name)
-		}
-		b = append(b, `}}`...)
+		b = append(b, `","metadata":`...)
+		b = appendMetadata(b, side, view.ParticipantName(side))
+		b = append(b, '}')
 	}
 	b = append(b, `],"state":"`...)
 	if view.Open {
@@ -190,6 +168,32 @@ func appendConversation(b []byte, v version, requestID string, view messaging.Co
 	b = append(b, `","readable_until":"`...)
 	b = appendTime(b, view.ReadableUntil)
 	return append(b, "\"}}}\n"...)
+}
+
+// appendMetadata appends a participant's metadata (api.ParticipantMetadata): its side, and its
+// name unless empty.
+func appendMetadata(b []byte, side messaging.Side, name string) []byte {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, string(side))
+	if name != "" {
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, name)
+	}
+	return append(b, '}')
+}
+
+// appendUUIDs appends ids as a JSON array of strings.
+func appendUUIDs(b []byte, ids []uuid.UUID) []byte {
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = appendUUID(b, id)
+		b = append(b, '"')
+	}
+	return append(b, ']')
 }
 
 // appendTime appends t as t.UTC().AppendFormat(b, api.TimeFormat) does, digit by digit rather
