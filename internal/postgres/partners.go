@@ -155,7 +155,9 @@ WHERE c.accommodation_id = $1
 ON CONFLICT DO NOTHING`
 
 // PutAccommodation creates or replaces an accommodation. A change of owner moves the
-// accommodation's messages from the old owner's queue to the new one's, in the same transaction.
+// accommodation's messages from the old owner's queue to the new one's, in the same transaction,
+// and the foreign key's ON UPDATE CASCADE makes it the property partner of every conversation of
+// the accommodation in the same statement.
 // Errors: messaging.ErrUnavailable.
 func (s *Store) PutAccommodation(ctx context.Context, a messaging.Accommodation, now time.Time) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {

@@ -57,8 +57,9 @@ func (s *Store) ExpiredConversations(ctx context.Context, cutoff time.Time, limi
 // before the cutoff $2, with their queue entries. The queue has no index by message, so the
 // entries are found by their primary key: the conversation's current property and guest
 // partners are the only partners that can hold them, because a change of either moves the queue
-// in the same transaction. FOR SHARE makes a concurrent PUT of the reservation wait for this
-// batch, or this batch skip a reservation that was just moved out of the purge's reach.
+// in the same transaction. FOR SHARE makes a concurrent PUT of the reservation, or a change of
+// the accommodation's owner (which the foreign key carries to the conversation row), wait for
+// this batch, or this batch skip a reservation that was just moved out of the purge's reach.
 const purgeMessagesSQL = `
 WITH doomed AS (
     SELECT m.seq, c.property_partner_id, c.guest_partner_id
