@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -171,8 +170,16 @@ func (b *bench) startEjabberd(ctx context.Context, sd *seedData) (*ejabberd, err
 	if port == "" {
 		port = "5432"
 	}
-	httpPort, c2sPort := freePort(), freePort()
-	cfg := fmt.Sprintf(ejabberdConfig, u.Hostname(), port, dbName, u.User.Username(), password, b.opt.dbMaxConns, httpPort, c2sPort)
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	c2sAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg := fmt.Sprintf(ejabberdConfig, u.Hostname(), port, dbName, u.User.Username(), password, b.opt.dbMaxConns,
+		httpAddr.Port, c2sAddr.Port)
 	// ejabberdctl.cfg of our own: the shipped one names /etc/ejabberd/ejabberd.yml.
 	ctlCfg := "ERL_OPTIONS=\"-env ERL_CRASH_DUMP_BYTES 0\"\nEJABBERD_PID_PATH=" + filepath.Join(dir, "ejabberd.pid") + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(cfg), 0o640); err != nil {
@@ -186,7 +193,7 @@ func (b *bench) startEjabberd(ctx context.Context, sd *seedData) (*ejabberd, err
 	}
 	e.ctl = []string{ctlPath, "--config-dir", dir, "--spool", filepath.Join(dir, "spool"), "--logs", filepath.Join(dir, "logs"),
 		"--node", "msgbench" + randomHex(4) + "@localhost"}
-	e.httpURL, e.c2sAddr = fmt.Sprintf("http://127.0.0.1:%d", httpPort), fmt.Sprintf("127.0.0.1:%d", c2sPort)
+	e.httpURL, e.c2sAddr = "http://"+httpAddr.String(), c2sAddr.String()
 	b.logf("starting ejabberd (log: %s)", filepath.Join(dir, "logs", "ejabberd.log"))
 	if out, err := e.run(ctx, "start"); err != nil {
 		return nil, fmt.Errorf("ejabberdctl start: %w: %s", err, out)
@@ -306,16 +313,6 @@ func chownTree(dir string, u *user.User) error {
 		}
 		return os.Chown(path, uid, gid)
 	})
-}
-
-// freePort returns a TCP port on 127.0.0.1 that nobody listens on now.
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // send posts a chat message from one end of a random conversation to the other and reports

@@ -285,12 +285,11 @@ func (b *bench) startServer(ctx context.Context) error {
 			return fmt.Errorf("go build ./cmd/messaging (run from the repository root): %w", err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tcpAddr, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := tcpAddr.String()
 	b.admin = "bench-admin-" + randomHex(16)
 	env := append(os.Environ(),
 		"DATABASE_URL="+b.dsn,
@@ -332,6 +331,16 @@ func (b *bench) startServer(ctx context.Context) error {
 		return fmt.Errorf("%w; the service's output ends with:\n%s", err, b.serverLog.String())
 	}
 	return nil
+}
+
+// freeAddr returns an address on 127.0.0.1 with a TCP port that nobody listens on now.
+func freeAddr() (*net.TCPAddr, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr), nil
 }
 
 // waitHealthy polls /readyz for at most 60 seconds.
