@@ -14,10 +14,10 @@ import (
 	"github.com/guestmsg/messaging/internal/messaging"
 )
 
-// The latest page and the conversation are the largest answers on the hot read paths. They are
-// written by hand into a pooled buffer: byte for byte what encoding/json writes for their wire
-// types of package api (tests hold the two together), without reflection and without building
-// the intermediate structs and strings.
+// The answers of the hot paths (the latest page, its confirm, and the conversation) are written
+// by hand into a pooled buffer: byte for byte what encoding/json writes for their wire types of
+// package api (tests hold the two together), without reflection and without building the
+// intermediate structs and strings.
 
 // bufferPool reuses the buffers answers are written into.
 type bufferPool struct{ pool sync.Pool }
@@ -48,6 +48,11 @@ func (s *Server) writeLatest(c echo.Context, v version, page []messaging.Deliver
 // writeConversation answers with the conversation in the shapes of v.
 func (s *Server) writeConversation(c echo.Context, v version, view messaging.ConversationView) error {
 	return s.writeJSON(c, func(b []byte) []byte { return appendConversation(b, v, requestID(c), view) })
+}
+
+// writeConfirm answers with the confirmed ids in the shapes of v.
+func (s *Server) writeConfirm(c echo.Context, v version, ids []uuid.UUID) error {
+	return s.writeJSON(c, func(b []byte) []byte { return appendConfirm(b, v, requestID(c), ids) })
 }
 
 // writeJSON answers 200 with the JSON that appendAnswer appends to a pooled buffer.
@@ -107,6 +112,21 @@ func appendLatest(b []byte, v version, requestID string, page []messaging.Delive
 		b = append(b, `"}`...)
 	}
 	return append(b, "]}}\n"...)
+}
+
+// appendConfirm appends the confirm answer (api.Response of api.ConfirmData31, or
+// api.ConfirmResponse32), with encoding/json's trailing newline.
+func appendConfirm(b []byte, v version, requestID string, ids []uuid.UUID) []byte {
+	b = append(b, `{"request_id":`...)
+	b = appendJSONString(b, requestID)
+	if v == v32 {
+		b = append(b, `,"confirmedMessages":`...)
+		b = appendUUIDs(b, ids)
+		return append(b, "}\n"...)
+	}
+	b = append(b, `,"data":{"confirmed_messages":`...)
+	b = appendUUIDs(b, ids)
+	return append(b, "}}\n"...)
 }
 
 // appendConversation appends the conversations answer (api.Response of api.ConversationData31

@@ -187,12 +187,44 @@ func conversationBody[M any](view messaging.ConversationView, msgs []M) api.Conv
 	}
 }
 
+func uuidStrings(ids []uuid.UUID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
+}
+
 func conversationRef(c messaging.Conversation) api.ConversationRef {
 	return api.ConversationRef{ID: c.ID.String(), Accommodation: strconv.FormatInt(c.Reservation.AccommodationID, 10), Reservation: c.Reservation.ID}
 }
 
 func metadata(c messaging.Conversation, s messaging.Side) api.ParticipantMetadata {
 	return api.ParticipantMetadata{Type: string(s), Name: c.ParticipantName(s)}
+}
+
+// TestAppendConfirmMatchesEncodingJSON holds the hand-written confirm answer to what
+// encoding/json writes for the wire types of package api, for both versions, with no ids (nil
+// and empty) and with several.
+func TestAppendConfirmMatchesEncodingJSON(t *testing.T) {
+	for _, ids := range [][]uuid.UUID{nil, {}, {uuid.New()}, {uuid.New(), uuid.New(), uuid.New()}} {
+		for _, v := range []version{v31, v32} {
+			var buf bytes.Buffer
+			out := uuidStrings(ids)
+			var err error
+			if v == v32 {
+				err = json.NewEncoder(&buf).Encode(api.ConfirmResponse32{RequestID: `req "id" <1>`, ConfirmedMessages: out})
+			} else {
+				err = json.NewEncoder(&buf).Encode(api.Response[api.ConfirmData31]{RequestID: `req "id" <1>`, Data: api.ConfirmData31{ConfirmedMessages: out}})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := appendConfirm(nil, v, `req "id" <1>`, ids); !bytes.Equal(got, buf.Bytes()) {
+				t.Errorf("%d ids v%d:\nappendConfirm = %s\nencoding/json = %s", len(ids), v, got, buf.Bytes())
+			}
+		}
+	}
 }
 
 // TestAppendTimeMatchesAppendFormat holds appendTime to the layout it replaces, at the edges

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/guestmsg/messaging/api"
@@ -117,11 +116,7 @@ func (s *Server) confirm(v version) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		out := uuidStrings(confirmed)
-		if v == v32 {
-			return c.JSON(http.StatusOK, api.ConfirmResponse32{RequestID: requestID(c), ConfirmedMessages: out})
-		}
-		return c.JSON(http.StatusOK, api.Response[api.ConfirmData31]{RequestID: requestID(c), Data: api.ConfirmData31{ConfirmedMessages: out}})
+		return s.writeConfirm(c, v, confirmed)
 	}
 }
 
@@ -142,14 +137,6 @@ func (s *Server) conversation(v version) echo.HandlerFunc {
 		}
 		return s.writeConversation(c, v, view)
 	}
-}
-
-func uuidStrings(ids []uuid.UUID) []string {
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = id.String()
-	}
-	return out
 }
 
 // formatTime is t in api.TimeFormat, in UTC.
