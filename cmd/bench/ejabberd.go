@@ -41,6 +41,9 @@ const ejabberdSchema = "/usr/share/ejabberd/sql/pg.sql"
 // ejabberdInstall says how to get what -peer ejabberd needs.
 const ejabberdInstall = "apt-get install ejabberd erlang-p1-pgsql (make bench-peer does it)"
 
+// ejabberdPassword is every seeded user's password (stored in plain, as configured).
+const ejabberdPassword = "pw"
+
 // peerScenarios are the scenarios that have an ejabberd counterpart.
 var peerScenarios = []string{"send", "send-low", "conversation"}
 
@@ -267,7 +270,7 @@ func (e *ejabberd) seed(ctx context.Context, sd *seedData, nProps int) error {
 		users[nProps+i] = e.convs[i][0]
 	}
 	if err := copyRows(ctx, e.db, "users", []string{"username", "password"}, len(users), func(i int) []any {
-		return []any{users[i], "pw"}
+		return []any{users[i], ejabberdPassword}
 	}); err != nil {
 		return err
 	}
@@ -464,7 +467,7 @@ func (l *load) peerConversation(ctx context.Context, e *ejabberd, n int, d time.
 	}()
 	for i := range conns {
 		var err error
-		if conns[i], err = dialXMPP(ctx, e.c2sAddr, "localhost", e.props[props[i%len(props)]], "pw"); err != nil {
+		if conns[i], err = dialXMPP(ctx, e.c2sAddr, "localhost", e.props[props[i%len(props)]], ejabberdPassword); err != nil {
 			return nil, fmt.Errorf("ejabberd: log in as %s: %w", e.props[props[i%len(props)]], err)
 		}
 	}

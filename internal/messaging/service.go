@@ -190,7 +190,7 @@ func (in SendInput) hash() []byte {
 // *WindowClosedError, ErrIdempotencyKeyReused, ErrUnauthorized (revoked key), ErrUnavailable.
 //
 // The common send, without attachments, into an open conversation and with a new key if any,
-// is one statement (Store.SendIfOpen). When that stores nothing, the send is made again step by
+// is one statement (Store.InsertMessage). When that stores nothing, the send is made again step by
 // step, which tells why (or stores, if what stopped the statement has changed since).
 func (s *Service) Send(ctx context.Context, caller Caller, in SendInput) (uuid.UUID, error) {
 	if err := in.validate(); err != nil {
