@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -84,6 +85,36 @@ func TestAdminPartnersAndKeys(t *testing.T) {
 		if a := e.raw(method, path, map[string]string{"Authorization": "Bearer " + adminToken}, ""); a.status != 400 || a.errorID(t) != "invalid_parameter" {
 			t.Errorf("%s %s = %d %s, want 400 invalid_parameter", method, path, a.status, a.body)
 		}
+	}
+}
+
+// PostgreSQL's text cannot hold NUL, so a name with one is the caller's mistake (400), not the
+// database's (500), and nothing is stored.
+func TestAdminNamesWithNUL(t *testing.T) {
+	e := newEnv(t)
+	property, guest := e.partner("property"), e.partner("guest")
+	if _, err := e.admin.PutAccommodation(context.Background(), "6819547", api.AccommodationRequest{Partner: property.AffiliateID}); err != nil {
+		t.Fatal(err)
+	}
+	admin := map[string]string{"Authorization": "Bearer " + adminToken}
+	for _, tc := range []struct{ method, path, body, field string }{
+		{http.MethodPost, "/admin/partners", `{"kind":"guest","name":"a\u0000b"}`, "name"},
+		{http.MethodPost, "/admin/partners/" + strconv.FormatInt(property.AffiliateID, 10) + "/keys", `{"name":"a\u0000b"}`, "name"},
+		{http.MethodPut, "/admin/accommodations/6819547", fmt.Sprintf(`{"partner":%d,"name":"a\u0000b"}`, property.AffiliateID), "name"},
+		{http.MethodPut, "/admin/reservations/R-1", fmt.Sprintf(`{"accommodation":6819547,"guest_partner":%d,"guest_name":"a\u0000b","checkin":"2026-07-01","checkout":"2026-07-05"}`, guest.AffiliateID), "guest_name"},
+	} {
+		a := e.raw(tc.method, tc.path, admin, tc.body)
+		if a.status != 400 || a.errorID(t) != "invalid_parameter" || a.json(t)["errors"].([]any)[0].(map[string]any)["message"] != "Parameter '"+tc.field+"' is invalid." {
+			t.Errorf("%s %s %s = %d %s, want 400 invalid_parameter on %s", tc.method, tc.path, tc.body, a.status, a.body, tc.field)
+		}
+	}
+	var stored struct{ Partners, Keys, Named, Conversations int }
+	if err := e.db.Get(&stored, `SELECT (SELECT count(*) FROM partners) AS partners, (SELECT count(*) FROM api_keys) AS keys,
+		(SELECT count(*) FROM accommodations WHERE name IS NOT NULL) AS named, (SELECT count(*) FROM conversations) AS conversations`); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Partners != 2 || stored.Keys != 2 || stored.Named != 0 || stored.Conversations != 0 {
+		t.Errorf("stored after the refusals: %+v, want the 2 partners and their 2 keys only", stored)
 	}
 }
 

@@ -416,6 +416,11 @@ func FuzzAdmin(f *testing.F) {
 		{4, "new-2", `{"accommodation":"@ACC","checkin":"2026-02-30","checkout":"2026-07-01","status":"cancelled"}`},
 		{4, "new-3", `{"accommodation":"@ACC","guest_partner":1001,"checkin":"2026-07-01","checkout":"2026-07-02","status":"cancelled","cancelled_at":"yesterday"}`},
 		{4, "a b", `{}`},
+		// PostgreSQL's text cannot hold NUL: each name is checked before it is stored.
+		{0, "", `{"kind":"guest","name":"a\u0000b"}`},
+		{1, "1001", `{"name":"\u0000"}`},
+		{3, "@ACC", `{"partner":1001,"name":"a\u0000"}`},
+		{4, "@RES", `{"accommodation":"@ACC","guest_name":"\u0000b","checkin":"2026-07-01","checkout":"2026-07-05"}`},
 	}
 	for i, s := range seeds {
 		f.Add(s.route, s.id, contentTypes[i%2], []byte(s.body))

@@ -40,6 +40,8 @@ func (s *Service) CreatePartner(ctx context.Context, p Partner) (Partner, error)
 		return Partner{}, Invalid("kind")
 	case strings.TrimSpace(p.Name) == "":
 		return Partner{}, Missing("name")
+	case !validName(p.Name):
+		return Partner{}, Invalid("name")
 	case p.AffiliateID < 0:
 		return Partner{}, Invalid("affiliate_id")
 	}
@@ -48,8 +50,12 @@ func (s *Service) CreatePartner(ctx context.Context, p Partner) (Partner, error)
 }
 
 // CreateKey issues an API key for the partner and returns it with its secret, which is not
-// stored and cannot be shown again. Errors: ErrNotFound (no such partner), ErrUnavailable.
+// stored and cannot be shown again. Errors: *ValidationError, ErrNotFound (no such partner),
+// ErrUnavailable.
 func (s *Service) CreateKey(ctx context.Context, affiliateID int64, name string) (APIKey, string, error) {
+	if !validName(name) {
+		return APIKey{}, "", Invalid("name")
+	}
 	if _, err := s.store.Partner(ctx, affiliateID); err != nil {
 		return APIKey{}, "", err
 	}
@@ -78,6 +84,9 @@ func (s *Service) PutAccommodation(ctx context.Context, a Accommodation) (Accomm
 	if a.ID <= 0 {
 		return Accommodation{}, Invalid("id")
 	}
+	if !validName(a.Name) {
+		return Accommodation{}, Invalid("name")
+	}
 	if err := s.requirePartner(ctx, a.PartnerID, Property, "partner"); err != nil {
 		return Accommodation{}, err
 	}
@@ -97,6 +106,9 @@ func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversati
 	}
 	if r.AccommodationID <= 0 {
 		return Conversation{}, Missing("accommodation")
+	}
+	if !validName(r.GuestName) {
+		return Conversation{}, Invalid("guest_name")
 	}
 	switch {
 	case r.Checkin.IsZero():
@@ -150,6 +162,12 @@ func (s *Service) requirePartner(ctx context.Context, id int64, kind Side, field
 		return Invalid(field)
 	}
 	return err
+}
+
+// validName reports whether a name can be stored: PostgreSQL's text holds any UTF-8 but NUL
+// (the JSON decoder has already replaced invalid UTF-8).
+func validName(name string) bool {
+	return !strings.ContainsRune(name, 0)
 }
 
 // ValidReservationID reports whether id is 1 to 64 characters of A-Za-z0-9._-.
