@@ -85,7 +85,7 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 	}
 	if err == nil {
 		err = copyRows(ctx, db, "accommodations", []string{"id", "partner_id", "name", "created_at", "updated_at"}, nAccs, func(i int) []any {
-			return []any{accBase + int64(i), sd.partners[i%nProps].ID, fmt.Sprintf("Sea View Rooms %d", i), now, now}
+			return []any{accBase + int64(i), sd.partners[i%nProps].ID, accName(i), now, now}
 		})
 	}
 	if err != nil {
@@ -101,12 +101,13 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 			Property: i % nAccs % nProps, Guest: nProps + i%nGuests,
 		}
 	}
-	cols := []string{"id", "reservation_id", "accommodation_id", "property_partner_id", "guest_partner_id", "guest_name", "checkin", "checkout",
-		"status", "stay_end", "guest_participant_id", "property_participant_id", "created_at", "updated_at"}
+	cols := []string{"id", "reservation_id", "accommodation_id", "property_partner_id", "property_name", "guest_partner_id", "guest_name",
+		"checkin", "checkout", "status", "stay_end", "guest_participant_id", "property_participant_id", "created_at", "updated_at"}
 	err = copyRows(ctx, db, "conversations", cols, nConvs, func(i int) []any {
 		c := sd.convs[i]
-		return []any{c.ID, c.Reservation, c.Accommodation, sd.partners[c.Property].ID, sd.partners[c.Guest].ID, "Ada Guest " + strconv.Itoa(i),
-			checkin, checkout, messaging.StatusConfirmed, stayEnd, uuid.New(), uuid.New(), now, now}
+		return []any{c.ID, c.Reservation, c.Accommodation, sd.partners[c.Property].ID, accName(int(c.Accommodation - accBase)),
+			sd.partners[c.Guest].ID, "Ada Guest " + strconv.Itoa(i), checkin, checkout, messaging.StatusConfirmed, stayEnd,
+			uuid.New(), uuid.New(), now, now}
 	})
 	if err != nil {
 		return nil, err
@@ -176,6 +177,9 @@ WHERE m.seq > $1 AND m.seq > (SELECT max(seq) FROM messages) - $2`
 }
 
 // copyRows loads n rows into table with one COPY in one transaction.
+// accName is the name of the i-th seeded accommodation, which its conversations carry too.
+func accName(i int) string { return fmt.Sprintf("Sea View Rooms %d", i) }
+
 func copyRows(ctx context.Context, db *sqlx.DB, table string, cols []string, n int, row func(i int) []any) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

@@ -222,6 +222,40 @@ func TestAdminAccommodationsAndReservations(t *testing.T) {
 	}
 }
 
+// Each conversation carries its accommodation's name; a rename reaches every read at once,
+// including messages queued before it, and removing the name falls back to the id.
+func TestRenamingAnAccommodation(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	th := e.thread()
+	m := th.send(t, th.property, "queued before the rename")
+	for i, name := range []string{"Harbour Rooms", ""} {
+		if _, err := e.admin.PutAccommodation(ctx, th.accommodation, api.AccommodationRequest{Partner: th.property.AffiliateID, Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		want := name
+		if want == "" {
+			want = th.accommodation
+		}
+		if got, err := th.guest.Latest(ctx); err != nil || len(got) != 1 || got[0].MessageID != m || got[0].Sender.Metadata.Name != want {
+			t.Errorf("renamed %q: guest Latest = %+v, %v; want [%s] from %q", name, got, err, m, want)
+		}
+		conv, err := th.guest.Conversation(ctx, api.ConversationRequest{Accommodation: th.accommodation, Conversation: th.conversation})
+		if err != nil || conv.Participants[1].Metadata != (api.ParticipantMetadata{Type: "property", Name: want}) {
+			t.Errorf("renamed %q: Conversation participants = %+v, %v", name, conv.Participants, err)
+		}
+		// A reservation registered after the rename starts with the new name.
+		r, err := e.admin.PutReservation(ctx, "after-"+strconv.Itoa(i), api.ReservationRequest{Accommodation: th.accommodation, Checkin: "2026-07-01", Checkout: "2026-07-05"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv, err = th.property.Conversation(ctx, api.ConversationRequest{Accommodation: th.accommodation, Conversation: r.Conversation})
+		if err != nil || conv.Participants[1].Metadata != (api.ParticipantMetadata{Type: "property", Name: want}) {
+			t.Errorf("renamed %q: a new conversation's participants = %+v, %v", name, conv.Participants, err)
+		}
+	}
+}
+
 func TestChangingPartnersMovesQueues(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

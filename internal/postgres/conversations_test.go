@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,4 +109,53 @@ func sameIDs(a, b []uuid.UUID) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// TestRenameRacingNewReservations renames an accommodation while its reservations are being
+// registered: whichever order the transactions commit in, every conversation ends with the
+// accommodation's final name (the conversation row's copy, which the latest page reads).
+func TestRenameRacingNewReservations(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	store := New(ctx, db)
+	f := newFixture(t, store)
+	const rounds = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*rounds)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := range rounds {
+			_, err := f.svc.PutReservation(ctx, messaging.Reservation{ID: fmt.Sprintf("race-%d", i), AccommodationID: 7,
+				Checkin: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Checkout: time.Date(2026, 7, 5, 0, 0, 0, 0, time.UTC)})
+			errs <- err
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := range rounds {
+			_, err := f.svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7, PartnerID: f.caller.AffiliateID, Name: fmt.Sprintf("Name %d", i)})
+			errs <- err
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stale []string
+	if err := db.Select(&stale, `
+		SELECT c.reservation_id FROM conversations c JOIN accommodations a ON a.id = c.accommodation_id
+		WHERE c.property_name IS DISTINCT FROM a.name`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.Get(&n, `SELECT count(*) FROM conversations WHERE property_name = $1`, fmt.Sprintf("Name %d", rounds-1)); err != nil {
+		t.Fatal(err)
+	}
+	if len(stale) != 0 || n != rounds+1 {
+		t.Errorf("conversations with a stale name: %v; with the final name: %d of %d", stale, n, rounds+1)
+	}
 }

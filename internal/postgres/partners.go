@@ -132,14 +132,18 @@ func (s *Store) Accommodation(ctx context.Context, id int64) (messaging.Accommod
 	return messaging.Accommodation{ID: r.ID, PartnerID: r.PartnerID, Name: r.Name}, nil
 }
 
-const lockAccommodationOwnerSQL = `
-SELECT partner_id FROM accommodations WHERE id = $1 FOR UPDATE`
+const lockAccommodationSQL = `
+SELECT partner_id, COALESCE(name, '') AS name FROM accommodations WHERE id = $1 FOR UPDATE`
 
 const upsertAccommodationSQL = `
 INSERT INTO accommodations (id, partner_id, name, created_at, updated_at)
 VALUES ($1, $2, NULLIF($3, ''), $4, $4)
 ON CONFLICT (id) DO UPDATE
 SET partner_id = EXCLUDED.partner_id, name = EXCLUDED.name, updated_at = EXCLUDED.updated_at`
+
+// renameConversationsSQL keeps property_name equal to the accommodation's name.
+const renameConversationsSQL = `
+UPDATE conversations SET property_name = NULLIF($2, '') WHERE accommodation_id = $1`
 
 const dequeueAccommodationSQL = `
 DELETE FROM deliveries d
@@ -157,22 +161,30 @@ ON CONFLICT DO NOTHING`
 // PutAccommodation creates or replaces an accommodation. A change of owner moves the
 // accommodation's messages from the old owner's queue to the new one's, in the same transaction,
 // and the foreign key's ON UPDATE CASCADE makes it the property partner of every conversation of
-// the accommodation in the same statement.
+// the accommodation in the same statement. A change of name is written to every conversation of
+// the accommodation in the same transaction; the row lock taken first holds off PutReservation
+// (FOR SHARE) meanwhile, so a conversation created concurrently has one name or the other, and
+// it is the final one.
 // Errors: messaging.ErrUnavailable.
 func (s *Store) PutAccommodation(ctx context.Context, a messaging.Accommodation, now time.Time) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var oldOwner int64
-		err := tx.GetContext(ctx, &oldOwner, lockAccommodationOwnerSQL, a.ID)
+		var old accommodationRow // zero when the accommodation is new
+		err := tx.GetContext(ctx, &old, lockAccommodationSQL, a.ID)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, upsertAccommodationSQL, a.ID, a.PartnerID, a.Name, now); err != nil {
 			return err
 		}
-		if oldOwner == 0 || oldOwner == a.PartnerID {
+		if old.PartnerID != 0 && old.Name != a.Name {
+			if _, err := tx.ExecContext(ctx, renameConversationsSQL, a.ID, a.Name); err != nil {
+				return err
+			}
+		}
+		if old.PartnerID == 0 || old.PartnerID == a.PartnerID {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, dequeueAccommodationSQL, a.ID, oldOwner); err != nil {
+		if _, err := tx.ExecContext(ctx, dequeueAccommodationSQL, a.ID, old.PartnerID); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, enqueueAccommodationSQL, a.ID, a.PartnerID)

@@ -1,0 +1,77 @@
+package db_test
+
+import (
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/guestmsg/messaging/db"
+	"github.com/guestmsg/messaging/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestMigrationsGoDownAndUpAgain reverts every migration of a database holding data, one at a
+// time, and applies them all again: each down migration must undo its up migration, and the up
+// migrations must fill what they add from the data already there.
+func TestMigrationsGoDownAndUpAgain(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	conn.MustExec(`
+		INSERT INTO partners (affiliate_id, kind, name, created_at) VALUES (1, 'property', 'PMS', now());
+		INSERT INTO accommodations (id, partner_id, name, created_at, updated_at) VALUES (7, 1, 'Sea View Rooms', now(), now()),
+			(8, 1, NULL, now(), now());
+		INSERT INTO conversations (id, reservation_id, accommodation_id, property_partner_id, property_name, checkin, checkout,
+			status, stay_end, guest_participant_id, property_participant_id, created_at, updated_at)
+		VALUES (gen_random_uuid(), 'R7', 7, 1, 'Sea View Rooms', '2026-07-01', '2026-07-05', 'confirmed', '2026-07-06',
+			gen_random_uuid(), gen_random_uuid(), now(), now()),
+		       (gen_random_uuid(), 'R8', 8, 1, NULL, '2026-07-01', '2026-07-05', 'confirmed', '2026-07-06',
+			gen_random_uuid(), gen_random_uuid(), now(), now())`)
+
+	mg, err := db.NewMigrator(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	latest, _, err := mg.Version()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Down to migration 2, which the conversations survive, then all the way down.
+	for v := latest; v > 2; v-- {
+		if err := mg.Down(); err != nil {
+			t.Fatalf("down from %d: %v", v, err)
+		}
+	}
+	if err := mg.Up(); err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		Reservation string  `db:"reservation_id"`
+		Partner     int64   `db:"property_partner_id"`
+		Name        *string `db:"property_name"`
+	}
+	if err := conn.Select(&rows, `SELECT reservation_id, property_partner_id, property_name FROM conversations ORDER BY reservation_id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Partner != 1 || rows[0].Name == nil || *rows[0].Name != "Sea View Rooms" ||
+		rows[1].Partner != 1 || rows[1].Name != nil {
+		t.Errorf("conversations after down to 2 and up again: %+v", rows)
+	}
+	for v := latest; v > 0; v-- {
+		if err := mg.Down(); err != nil {
+			t.Fatalf("down from %d: %v", v, err)
+		}
+	}
+	var tables int
+	if err := conn.Get(&tables, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'`); err != nil || tables != 0 {
+		t.Errorf("tables left after every down migration: %d, %v", tables, err)
+	}
+	if err := mg.Up(); err != nil {
+		t.Fatal(err)
+	}
+	if v, dirty, err := mg.Version(); err != nil || dirty || v != latest {
+		t.Errorf("version after up again = %d (dirty %t), %v; want %d", v, dirty, err, latest)
+	}
+}
