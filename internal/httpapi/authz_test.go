@@ -637,6 +637,8 @@ func TestHotPathStatements(t *testing.T) {
 		{"send by conversation id (3.2)", th.property, "/3.2/messages/send",
 			`{"accommodation":` + th.accommodation + `,"conversation":"` + th.conversation + `","content":"hi"}`, []string{"PartnerByKeyHash", "InsertMessage"}},
 		{"send again", th.property, "/messages/send", send, []string{"InsertMessage"}},
+		{"send naming both", th.guest, "/messages/send", `{"accommodation":` + th.accommodation + `,"conversation":"` + th.conversation +
+			`","reservation":"` + th.reservation + `","content":"both"}`, []string{"InsertMessage"}},
 		{"latest", th.property, "/messages/latest", "{}", []string{"Pending"}},
 		{"conversation", th.property, "/messages/conversations",
 			`{"accommodation":` + th.accommodation + `,"reservation":"` + th.reservation + `"}`, []string{"Conversations", "Messages"}},

@@ -234,7 +234,10 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 // accommodation $1, matching the conversation id $2 and the reservation $3 wherever they are
 // given (uuid.Nil and the empty string are "not given"), on which partner $6 acts for side
 // $5, whose key $4 is unrevoked, and that is open for that side (messaging.SendOpen.Allows,
-// with $7, $8, $9).
+// with $7, $8, $9). It is found by primary key: the conversation id when given, else the one
+// the reservation's unique index names (the subquery runs only then). Written as
+// "c.id = $2 OR c.reservation_id = $3", the lookup was a bitmap OR of both indexes, and the
+// statement's first part cost PostgreSQL a sixth more (pgbench), a send 13% more (bench).
 // Then it stores the message, marks its attachments ($11) referenced (so the orphan purge
 // leaves them alone; without attachments the cardinality test is a one-time filter and the
 // update does not even scan), enqueues it for both partners of the conversation and, for a
@@ -246,8 +249,9 @@ const insertMessageSQL = `
 WITH c AS (
     SELECT c.id, c.property_partner_id, c.guest_partner_id
     FROM conversations c
-    WHERE c.accommodation_id = $1 AND (c.id = $2 OR c.reservation_id = $3)
-      AND ($2 = '00000000-0000-0000-0000-000000000000' OR c.id = $2)
+    WHERE c.id = COALESCE(NULLIF($2, '00000000-0000-0000-0000-000000000000'::uuid),
+                          (SELECT r.id FROM conversations r WHERE r.reservation_id = $3))
+      AND c.accommodation_id = $1
       AND ($3 = '' OR c.reservation_id = $3)
       AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
       AND CASE WHEN $5 = 'guest' THEN c.guest_partner_id = $6 ELSE c.property_partner_id = $6 END
