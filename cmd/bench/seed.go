@@ -176,10 +176,10 @@ WHERE m.seq > $1 AND m.seq > (SELECT max(seq) FROM messages) - $2`
 	return sd, nil
 }
 
-// copyRows loads n rows into table with one COPY in one transaction.
 // accName is the name of the i-th seeded accommodation, which its conversations carry too.
 func accName(i int) string { return fmt.Sprintf("Sea View Rooms %d", i) }
 
+// copyRows loads n rows into table with one COPY in one transaction.
 func copyRows(ctx context.Context, db *sqlx.DB, table string, cols []string, n int, row func(i int) []any) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

@@ -163,7 +163,7 @@ ON CONFLICT DO NOTHING`
 // and the foreign key's ON UPDATE CASCADE makes it the property partner of every conversation of
 // the accommodation in the same statement. A change of name is written to every conversation of
 // the accommodation in the same transaction; the row lock taken first holds off PutReservation
-// (FOR SHARE) meanwhile, so a conversation created concurrently has one name or the other, and
+// (FOR KEY SHARE) meanwhile, so a conversation created concurrently has one name or the other, and
 // it is the final one.
 // Errors: messaging.ErrUnavailable.
 func (s *Store) PutAccommodation(ctx context.Context, a messaging.Accommodation, now time.Time) error {
