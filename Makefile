@@ -35,20 +35,12 @@ test: ## Run go vet and all tests against a throwaway PostgreSQL cluster.
 	go vet ./...; \
 	go test -count=1 ./...
 
-# Each fuzz target of internal/httpapi runs for FUZZTIME against a throwaway cluster; `go test
-# -fuzz` takes one target at a time. Inputs that fail are saved under testdata/fuzz, where every
-# `make test` replays them.
+# Each fuzz target of internal/httpapi runs for FUZZTIME against a throwaway cluster (see
+# scripts/fuzz.sh). Inputs that fail are saved under testdata/fuzz, where every `make test`
+# replays them.
 FUZZTIME ?= 5s
 fuzz: ## Run every fuzz target for FUZZTIME (default 5s) against a throwaway PostgreSQL cluster.
-	@dir=$$(mktemp -d); \
-	trap '$(LOCALPG) stop "$$dir" || true; rm -rf "$$dir"' EXIT; \
-	port=$$($(LOCALPG) freeport); \
-	TEST_DATABASE_URL=$$(LOCALPG_FAST=1 $(LOCALPG) start "$$dir" "$$port"); \
-	export TEST_DATABASE_URL; \
-	for target in $$(go test ./internal/httpapi -list '^Fuzz' | grep '^Fuzz'); do \
-		go test ./internal/httpapi -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) 2>&1 | tee "$$dir/fuzz.log"; \
-		echo "make fuzz: $$target: $$(grep -o 'execs: [0-9]*' "$$dir/fuzz.log" | tail -n 1) in $(FUZZTIME)"; \
-	done
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 # Not part of `make test`: seeds PURGE_BENCH_MESSAGES expired messages (default 1,000,000) with
 # SQL and measures one purge pass while live sends and polls run, on a crash-safe cluster.
