@@ -1,7 +1,9 @@
 package db_test
 
 import (
+	"database/sql"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -27,7 +29,12 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		VALUES (gen_random_uuid(), 'R7', 7, 1, 'Sea View Rooms', '2026-07-01', '2026-07-05', 'confirmed', '2026-07-06',
 			gen_random_uuid(), gen_random_uuid(), now(), now()),
 		       (gen_random_uuid(), 'R8', 8, 1, NULL, '2026-07-01', '2026-07-05', 'confirmed', '2026-07-06',
-			gen_random_uuid(), gen_random_uuid(), now(), now())`)
+			gen_random_uuid(), gen_random_uuid(), now(), now());
+		INSERT INTO messages (id, conversation_id, sender, content, created_at)
+		SELECT gen_random_uuid(), id, sender, 'hello', at
+		FROM conversations, (VALUES ('guest', timestamptz '2026-07-02 10:00Z'), ('guest', '2026-07-03 09:00Z'),
+			('property', '2026-07-04 08:00Z')) AS v (sender, at)
+		WHERE reservation_id = 'R7'`)
 
 	mg, err := db.NewMigrator(dsn)
 	if err != nil {
@@ -42,6 +49,15 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	for v := latest; v > 2; v-- {
 		if err := mg.Down(); err != nil {
 			t.Fatalf("down from %d: %v", v, err)
+		}
+		if v == 5 { // migration 5 takes when the guest last wrote from the guest's messages
+			var last []sql.NullTime
+			if err := conn.Select(&last, `SELECT last_guest_message_at FROM conversations ORDER BY reservation_id`); err != nil {
+				t.Fatal(err)
+			}
+			if len(last) != 2 || !last[0].Time.Equal(time.Date(2026, 7, 3, 9, 0, 0, 0, time.UTC)) || last[1].Valid {
+				t.Errorf("last_guest_message_at after migration 5 down: %v, want the newest guest message of R7 and none for R8", last)
+			}
 		}
 	}
 	if err := mg.Up(); err != nil {

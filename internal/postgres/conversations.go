@@ -14,11 +14,14 @@ import (
 	"github.com/guestmsg/messaging/internal/messaging"
 )
 
-// conversationColumns are the columns of conversationRow, for conversations c.
+// conversationColumns are the columns of conversationRow, for conversations c. When the guest
+// last wrote is read from the guest's messages, one descent of messages_guest_idx (migration
+// 000005).
 const conversationColumns = `
 c.id, c.reservation_id, c.accommodation_id, COALESCE(c.guest_partner_id, 0) AS guest_partner_id,
 COALESCE(c.guest_name, '') AS guest_name, c.checkin, c.checkout, c.status, c.cancelled_at,
-c.stay_end, c.guest_participant_id, c.property_participant_id, c.last_guest_message_at,
+c.stay_end, c.guest_participant_id, c.property_participant_id,
+(SELECT max(g.created_at) FROM messages g WHERE g.conversation_id = c.id AND g.sender = 'guest') AS last_guest_message_at,
 COALESCE(c.property_name, '') AS accommodation_name, c.property_partner_id`
 
 type conversationRow struct {
@@ -234,14 +237,16 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 // accommodation $1, matching the conversation id $2 and the reservation $3 wherever they are
 // given (uuid.Nil and the empty string are "not given"), on which partner $6 acts for side
 // $5, whose key $4 is unrevoked, and that is open for that side (messaging.SendOpen.Allows,
-// with $7, $8, $9). It is found by primary key: the conversation id when given, else the one
-// the reservation's unique index names (the subquery runs only then). Written as
+// with $7, $8, $9; the guest's messages are looked at only once the stay-based window has
+// passed). It is found by primary key: the conversation id when given, else the one the
+// reservation's unique index names (the subquery runs only then). Written as
 // "c.id = $2 OR c.reservation_id = $3", the lookup was a bitmap OR of both indexes, and the
 // statement's first part cost PostgreSQL a sixth more (pgbench), a send 13% more (bench).
 // Then it stores the message, marks its attachments ($11) referenced (so the orphan purge
 // leaves them alone; without attachments the cardinality test is a one-time filter and the
-// update does not even scan), enqueues it for both partners of the conversation and, for a
-// guest message, records when the guest last wrote. With an Idempotency-Key ($14, $15; NULL
+// update does not even scan) and enqueues it for both partners of the conversation. It writes
+// nothing to the conversation row, which every concurrent send to the conversation locks for
+// its foreign key. With an Idempotency-Key ($14, $15; NULL
 // without one) it stores the key record first, and when the partner has the key already it
 // stores nothing; a concurrent request with the same key waits on the key's unique index until
 // the first commits. It returns no row when it stored nothing.
@@ -255,7 +260,9 @@ WITH c AS (
       AND ($3 = '' OR c.reservation_id = $3)
       AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
       AND CASE WHEN $5 = 'guest' THEN c.guest_partner_id = $6 ELSE c.property_partner_id = $6 END
-      AND c.stay_end > $7 AND (c.stay_end > $8 OR c.last_guest_message_at > $9)
+      AND c.stay_end > $7
+      AND (c.stay_end > $8 OR EXISTS (SELECT FROM messages g
+                                      WHERE g.conversation_id = c.id AND g.sender = 'guest' AND g.created_at > $9))
 ), k AS (
     INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)
     SELECT $6, $14, $15, $10, c.id, $13 FROM c
@@ -276,10 +283,6 @@ WITH c AS (
     INSERT INTO deliveries (partner_id, seq)
     SELECT r, m.seq FROM m, c, unnest(ARRAY[c.property_partner_id, c.guest_partner_id]) AS r
     WHERE r IS NOT NULL
-), g AS (
-    UPDATE conversations
-    SET last_guest_message_at = GREATEST(last_guest_message_at, $13)
-    WHERE $5 = 'guest' AND id = (SELECT conversation_id FROM m)
 )
 SELECT 1 FROM m`
 
