@@ -15,8 +15,8 @@ import (
 )
 
 // conversationColumns are the columns of conversationRow, for conversations c. When the guest
-// last wrote is read from the guest's messages, one descent of messages_guest_idx (migration
-// 000005).
+// last wrote is read from the guest's messages: one backward descent of messages_guest_idx
+// (migration 000005).
 const conversationColumns = `
 c.id, c.reservation_id, c.accommodation_id, COALESCE(c.guest_partner_id, 0) AS guest_partner_id,
 COALESCE(c.guest_name, '') AS guest_name, c.checkin, c.checkout, c.status, c.cancelled_at,
@@ -246,10 +246,10 @@ func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messa
 // leaves them alone; without attachments the cardinality test is a one-time filter and the
 // update does not even scan) and enqueues it for both partners of the conversation. It writes
 // nothing to the conversation row, which every concurrent send to the conversation locks for
-// its foreign key. With an Idempotency-Key ($14, $15; NULL
-// without one) it stores the key record first, and when the partner has the key already it
-// stores nothing; a concurrent request with the same key waits on the key's unique index until
-// the first commits. It returns no row when it stored nothing.
+// its foreign key. With an Idempotency-Key ($14, $15; NULL without one) it stores the key
+// record first, and when the partner has the key already it stores nothing; a concurrent
+// request with the same key waits on the key's unique index until the first commits. It
+// returns no row when it stored nothing.
 const insertMessageSQL = `
 WITH c AS (
     SELECT c.id, c.property_partner_id, c.guest_partner_id
