@@ -131,7 +131,7 @@ func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversati
 	default:
 		return Conversation{}, Invalid("status")
 	}
-	a, err := s.store.Accommodation(ctx, r.AccommodationID)
+	_, err := s.store.Accommodation(ctx, r.AccommodationID)
 	if errors.Is(err, ErrNotFound) {
 		return Conversation{}, Invalid("accommodation")
 	}
@@ -143,7 +143,8 @@ func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversati
 			return Conversation{}, err
 		}
 	}
-	c := Conversation{Reservation: r, AccommodationName: a.Name, PropertyPartnerID: a.PartnerID, StayEnd: StayEnd(r)}
+	// The store takes the property partner and name from the accommodation, under lock.
+	c := Conversation{Reservation: r, StayEnd: StayEnd(r)}
 	// Fresh ids, used only when the conversation is created.
 	if c.ID, err = uuid.NewV7(); err != nil {
 		return Conversation{}, err
