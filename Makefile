@@ -62,10 +62,10 @@ bench: ## Load-test the service on a throwaway cluster (about 4 minutes); see BE
 bench-quick: ## A smoke run of the load test: 3 seconds per scenario.
 	go run ./cmd/bench -quick $(BENCH_FLAGS)
 
-bench-peer: ## The load test beside ejabberd on the same cluster (installs Debian's ejabberd; as root); see BENCHMARKS.md.
-	@command -v ejabberdctl >/dev/null && dpkg -s erlang-p1-pgsql >/dev/null 2>&1 || \
-		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ejabberd erlang-p1-pgsql; }
-	go run ./cmd/bench -peer ejabberd -scenarios conversation,send,send-low $(BENCH_FLAGS)
+bench-peer: ## The load test beside ejabberd and Prosody on the same cluster (installs Debian's packages; as root); see BENCHMARKS.md.
+	@dpkg -s ejabberd erlang-p1-pgsql prosody lua-dbi-postgresql >/dev/null 2>&1 || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ejabberd erlang-p1-pgsql prosody lua-dbi-postgresql; }
+	go run ./cmd/bench -peer ejabberd,prosody -scenarios conversation,send,send-low $(BENCH_FLAGS)
 
 build: ## Build bin/messaging.
 	go build -o bin/messaging ./cmd/messaging

@@ -98,8 +98,11 @@ func TestParseOptions(t *testing.T) {
 	if o, err := parseOptions([]string{"-warmup", "0"}, getenv, io.Discard); err != nil || o.warmup != 0 || o.duration != 20*time.Second {
 		t.Errorf("parseOptions(-warmup 0) = warm-up %v duration %v, %v; want 0, 20s, nil", o.warmup, o.duration, err)
 	}
-	if o, err := parseOptions([]string{"-peer", "ejabberd"}, getenv, io.Discard); err != nil || o.peer != "ejabberd" {
-		t.Errorf("parseOptions(-peer ejabberd) = peer %q, %v; want ejabberd, nil", o.peer, err)
+	if o, err := parseOptions([]string{"-peer", "ejabberd"}, getenv, io.Discard); err != nil || !slices.Equal(o.peers, []string{"ejabberd"}) {
+		t.Errorf("parseOptions(-peer ejabberd) = peers %q, %v; want [ejabberd], nil", o.peers, err)
+	}
+	if o, err := parseOptions([]string{"-peer", "prosody, ejabberd"}, getenv, io.Discard); err != nil || !slices.Equal(o.peers, []string{"prosody", "ejabberd"}) {
+		t.Errorf("parseOptions(-peer prosody, ejabberd) = peers %q, %v; want [prosody ejabberd], nil", o.peers, err)
 	}
 	for _, args := range [][]string{
 		{"-messages", "10000001"},
@@ -109,6 +112,8 @@ func TestParseOptions(t *testing.T) {
 		{"-c", "1"},
 		{"-warmup", "-1s"},
 		{"-peer", "rabbitmq"},
+		{"-peer", "ejabberd,rabbitmq"},
+		{"-peer", "prosody,prosody"},
 	} {
 		if _, err := parseOptions(args, getenv, io.Discard); err == nil {
 			t.Errorf("parseOptions(%s) = nil error, want one", strings.Join(args, " "))

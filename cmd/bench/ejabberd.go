@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,25 +14,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
-// The comparison with a comparable open-source message store (-peer ejabberd): Debian's
-// ejabberd, an XMPP server that archives every message for both ends (mod_mam) and queues it
-// for a recipient who is not connected (mod_offline), both in PostgreSQL. It runs on the same
-// cluster as the service, in a database of its own seeded with the same conversations, and each
-// of its scenarios runs right after the service's of the same name, at the same concurrency:
-//
-//   - send: the HTTP API's send_message (mod_admin_extra), a chat message from one end of a
-//     random conversation to the other. ejabberd checks no credentials here (the API is open
-//     to loopback); the service checks the partner's key and the conversation's windows.
-//   - conversation: an XMPP client logged in as a property asks the archive (XEP-0313) for the
-//     newest 50 messages with one of its guests; the service answers a whole 50-message
-//     conversation over HTTP.
-//
-// A conversation of the service's seed is, in ejabberd, guest user g<i> (one per conversation)
-// and property user p<k> (one per property partner).
+// ejabberd as a peer (-peer ejabberd; see peer.go): Debian's ejabberd, with mod_mam for the
+// archive and mod_offline for the queue. Its send is the HTTP API's send_message
+// (mod_admin_extra), a chat message from one end of a random conversation to the other,
+// acknowledged by its answer; ejabberd checks no credentials there (the API is open to
+// loopback).
 
 // ejabberdSchema is the PostgreSQL schema that Debian's ejabberd package ships.
 const ejabberdSchema = "/usr/share/ejabberd/sql/pg.sql"
@@ -41,23 +28,14 @@ const ejabberdSchema = "/usr/share/ejabberd/sql/pg.sql"
 // ejabberdInstall says how to get what -peer ejabberd needs.
 const ejabberdInstall = "apt-get install ejabberd erlang-p1-pgsql (make bench-peer does it)"
 
-// ejabberdPassword is every seeded user's password (stored in plain, as configured).
-const ejabberdPassword = "pw"
-
-// peerScenarios are the scenarios that have an ejabberd counterpart.
-var peerScenarios = []string{"send", "send-low", "conversation"}
-
 // ejabberd is the running peer.
 type ejabberd struct {
+	*xmppPeer
 	ctl     []string // ejabberdctl and its options
 	httpURL string
-	c2sAddr string
-	pid     int
-	db      *sqlx.DB
-	props   []string    // property users, by property partner index
-	convs   [][2]string // guest and property user of each seeded conversation
-	byProp  [][]int     // conversation indexes of each property user
 }
+
+func (e *ejabberd) xmpp() *xmppPeer { return e.xmppPeer }
 
 // ejabberdConfig is the configuration: the shipped defaults for what is not named, the SQL
 // database for everything, the HTTP API and plain client connections on loopback, no limit on
@@ -138,25 +116,18 @@ func (b *bench) startEjabberd(ctx context.Context, sd *seedData) (*ejabberd, err
 		return nil, errors.New("-peer ejabberd: run the bench as root or as the user ejabberd (ejabberdctl allows no one else)")
 	}
 
-	e := &ejabberd{}
-	dbName := "ejabberd_" + randomHex(4)
-	dsn, err := b.createDatabase(ctx, dbName)
+	e := &ejabberd{xmppPeer: newXMPPPeer("ejabberd", sd, b.opt.concurrency/2)}
+	dbName, _, err := b.openPeerDB(ctx, e.xmppPeer)
 	if err != nil {
 		return nil, err
 	}
-	if e.db, err = sqlx.ConnectContext(ctx, "postgres", dsn); err != nil {
-		return nil, err
-	}
-	b.cleanups = append(b.cleanups, func() { e.db.Close() })
 	if _, err := e.db.ExecContext(ctx, string(schema)); err != nil {
 		return nil, fmt.Errorf("ejabberd schema: %w", err)
 	}
-	if err := e.seed(ctx, sd, b.opt.concurrency/2); err != nil {
+	if err := e.seed(ctx, sd); err != nil {
 		return nil, fmt.Errorf("ejabberd seed: %w", err)
 	}
-	if _, err := e.db.ExecContext(ctx, `CHECKPOINT`); err != nil {
-		b.logf("checkpoint after seeding ejabberd skipped: %v", err)
-	}
+	b.seeded(ctx, e.xmppPeer)
 
 	dir := filepath.Join(b.tmp, "ejabberd")
 	for _, d := range []string{dir, filepath.Join(dir, "spool"), filepath.Join(dir, "logs")} {
@@ -164,14 +135,9 @@ func (b *bench) startEjabberd(ctx context.Context, sd *seedData) (*ejabberd, err
 			return nil, err
 		}
 	}
-	u, err := url.Parse(b.serverDSN)
+	host, port, pgUser, password, err := b.clusterLogin()
 	if err != nil {
 		return nil, err
-	}
-	password, _ := u.User.Password()
-	port := u.Port()
-	if port == "" {
-		port = "5432"
 	}
 	httpAddr, err := freeAddr()
 	if err != nil {
@@ -181,7 +147,7 @@ func (b *bench) startEjabberd(ctx context.Context, sd *seedData) (*ejabberd, err
 	if err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf(ejabberdConfig, u.Hostname(), port, dbName, u.User.Username(), password, b.opt.dbMaxConns,
+	cfg := fmt.Sprintf(ejabberdConfig, host, port, dbName, pgUser, password, b.opt.dbMaxConns,
 		httpAddr.Port, c2sAddr.Port)
 	// ejabberdctl.cfg of our own: the shipped one names /etc/ejabberd/ejabberd.yml.
 	ctlCfg := "ERL_OPTIONS=\"-env ERL_CRASH_DUMP_BYTES 0\"\nEJABBERD_PID_PATH=" + filepath.Join(dir, "ejabberd.pid") + "\n"
@@ -254,73 +220,33 @@ func (e *ejabberd) waitStarted(ctx context.Context, dir string) error {
 // seed copies the service seed's conversations into ejabberd's tables: a user per guest and
 // per property partner, and each conversation's messages twice, once in each end's archive,
 // as mod_mam stores them.
-func (e *ejabberd) seed(ctx context.Context, sd *seedData, nProps int) error {
-	e.props = make([]string, nProps)
-	e.byProp = make([][]int, nProps)
-	for k := range e.props {
-		e.props[k] = "p" + strconv.Itoa(k)
-	}
-	e.convs = make([][2]string, len(sd.convs))
-	for i, c := range sd.convs {
-		e.convs[i] = [2]string{"g" + strconv.Itoa(i), e.props[c.Property]}
-		e.byProp[c.Property] = append(e.byProp[c.Property], i)
-	}
-	users := append(append([]string{}, e.props...), make([]string, len(e.convs))...)
-	for i := range e.convs {
-		users[nProps+i] = e.convs[i][0]
-	}
+func (e *ejabberd) seed(ctx context.Context, sd *seedData) error {
+	users := e.users()
 	if err := copyRows(ctx, e.db, "users", []string{"username", "password"}, len(users), func(i int) []any {
-		return []any{users[i], ejabberdPassword}
+		return []any{users[i], peerPassword}
 	}); err != nil {
 		return err
 	}
-	type row struct {
-		conv, k int
-	}
-	var rows []row
-	for i, c := range sd.convs {
-		for k := 0; k < c.Messages; k++ {
-			rows = append(rows, row{i, k})
-		}
-	}
+	msgs := e.messages(sd)
 	// Two archive rows per message: the sender's and the recipient's. The timestamp is the
 	// archive's id (microseconds), unique per user.
-	start := time.Now().Add(-time.Duration(len(rows)) * 10 * time.Millisecond).UnixMicro()
-	return copyRows(ctx, e.db, "archive", []string{"username", "timestamp", "peer", "bare_peer", "xml", "txt", "kind", "nick"}, 2*len(rows), func(j int) []any {
-		r := rows[j/2]
-		from, to := e.convs[r.conv][0], e.convs[r.conv][1]
-		if r.k%2 == 1 {
-			from, to = to, from
-		}
-		owner, peer := from, to
+	start := time.Now().Add(-time.Duration(len(msgs)) * 10 * time.Millisecond).UnixMicro()
+	return copyRows(ctx, e.db, "archive", []string{"username", "timestamp", "peer", "bare_peer", "xml", "txt", "kind", "nick"}, 2*len(msgs), func(j int) []any {
+		m := msgs[j/2]
+		owner, peer := m.from, m.to
 		if j%2 == 1 {
-			owner, peer = to, from
+			owner, peer = m.to, m.from
 		}
-		body := "Hello! We arrive around 18:00 with two children. Is late check-in possible? Message " + strconv.Itoa(j/2)
-		xml := "<message to='" + to + "@localhost' from='" + from + "@localhost' type='chat' id='seed" + strconv.Itoa(j/2) +
+		body := peerBody + strconv.Itoa(m.n)
+		xml := "<message to='" + m.to + "@localhost' from='" + m.from + "@localhost' type='chat' id='seed" + strconv.Itoa(m.n) +
 			"' xmlns='jabber:client'><body>" + body + "</body></message>"
-		return []any{owner, start + int64(j/2)*10_000, peer + "@localhost", peer + "@localhost", xml, body, "chat", ""}
+		return []any{owner, start + int64(m.n)*10_000, peer + "@localhost", peer + "@localhost", xml, body, "chat", ""}
 	})
 }
 
-// chownTree gives dir and everything in it to u.
-func chownTree(dir string, u *user.User) error {
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if os.Getuid() != 0 {
-		return nil
-	}
-	return filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Chown(path, uid, gid)
-	})
-}
-
-// send posts a chat message from one end of a random conversation to the other and reports
+// post posts a chat message from one end of a random conversation to the other and reports
 // the body it sent when ejabberd answered 200 with its success code, 0.
-func (e *ejabberd) send(ctx context.Context, hc *http.Client, w *worker, n int) (string, error) {
+func (e *ejabberd) post(ctx context.Context, hc *http.Client, w *worker, n int) (string, error) {
 	c := e.convs[w.rng.IntN(len(e.convs))]
 	from, to := c[0], c[1]
 	if w.rng.IntN(2) == 0 {
@@ -348,37 +274,9 @@ func (e *ejabberd) send(ctx context.Context, hc *http.Client, w *worker, n int) 
 	return body, nil
 }
 
-// peerWarmUp gives ejabberd the service's warm-up: archive reads, unmeasured, for -warmup.
-func (l *load) peerWarmUp(ctx context.Context, e *ejabberd) error {
-	pl := *l
-	pl.pid = e.pid
-	res, err := pl.peerConversation(ctx, e, l.b.opt.concurrency, l.b.opt.warmup, "ejabberd/warm-up")
-	if err == nil {
-		l.b.logf("ejabberd warm-up: %d reads in %s, not measured", res[0].Requests+res[0].Errors, l.b.opt.warmup)
-	}
-	return err
-}
-
-// peerScenario runs ejabberd's counterpart of the scenario name, measuring ejabberd's process.
-func (l *load) peerScenario(ctx context.Context, e *ejabberd, name string) ([]scenarioResult, error) {
-	pl := *l
-	pl.pid = e.pid
-	switch name {
-	case "send":
-		return pl.peerSend(ctx, e, "ejabberd/send", l.b.opt.concurrency)
-	case "send-low":
-		return pl.peerSend(ctx, e, "ejabberd/send-low", l.b.opt.lowConc)
-	case "conversation":
-		return pl.peerConversation(ctx, e, l.b.opt.concurrency, l.b.opt.duration, "ejabberd/conversation")
-	}
-	return nil, fmt.Errorf("no ejabberd counterpart of %q", name)
-}
-
-// peerSend: clients send chat messages through ejabberd's HTTP API. Checked afterwards, as for
-// the service: every message answered 200 is archived exactly twice (once for each end) and
-// queued once for its recipient, none of whom is connected; and nothing was stored beyond the
-// 200s and the failed requests.
-func (l *load) peerSend(ctx context.Context, e *ejabberd, name string, n int) ([]scenarioResult, error) {
+// send: clients send chat messages through ejabberd's HTTP API; a 200 is the acknowledgment.
+// Checked afterwards with sendChecks.
+func (e *ejabberd) send(ctx context.Context, l *load, name string, n int) ([]scenarioResult, error) {
 	var archiveBefore, spoolBefore int64
 	if err := e.db.GetContext(ctx, &archiveBefore, `SELECT COALESCE(max(id), 0) FROM archive`); err != nil {
 		return nil, err
@@ -386,103 +284,16 @@ func (l *load) peerSend(ctx context.Context, e *ejabberd, name string, n int) ([
 	if err := e.db.GetContext(ctx, &spoolBefore, `SELECT COALESCE(max(seq), 0) FROM spool`); err != nil {
 		return nil, err
 	}
-	perWorker := make([][]string, n)
-	ws, m := l.run(ctx, name, n, l.b.opt.duration, func(w *worker, _ time.Time) bool {
-		_ = w.do("send", func() error {
-			body, err := e.send(ctx, l.hc, w, len(perWorker[w.id]))
-			if err == nil {
-				perWorker[w.id] = append(perWorker[w.id], body)
-			}
-			return err
-		})
-		return false
+	ws, m, answered, failed := l.peerSends(ctx, name, n, func(w *worker, k int) (string, error) {
+		return e.post(ctx, l.hc, w, k)
 	})
-	failed, answered := 0, map[string]bool{}
-	for _, w := range ws {
-		failed += w.ops["send"].errorsOrZero()
-	}
-	for _, s := range perWorker {
-		for _, body := range s {
-			answered[body] = true
-		}
-	}
-	rows, err := e.db.QueryxContext(ctx, `SELECT txt, count(*) FROM archive WHERE id > $1 GROUP BY txt`, archiveBefore)
+	times, err := countBodies(ctx, e.db, `SELECT txt, count(*) FROM archive WHERE id > $1 GROUP BY txt`, archiveBefore)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	archived, wrong, extra := 0, 0, 0
-	for rows.Next() {
-		var txt string
-		var count int
-		if err := rows.Scan(&txt, &count); err != nil {
-			return nil, err
-		}
-		switch {
-		case !answered[txt]:
-			extra++
-		case count != 2:
-			wrong++
-		default:
-			archived++
-		}
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	var queued int
 	if err := e.db.GetContext(ctx, &queued, `SELECT count(*) FROM spool WHERE seq > $1`, spoolBefore); err != nil {
 		return nil, err
 	}
-	checks := []check{
-		{Name: "every 200 archived for both ends", OK: archived == len(answered) && wrong == 0,
-			Detail: fmt.Sprintf("%d of %d answered messages archived twice, %d archived another number of times", archived, len(answered), wrong)},
-		{Name: "queued for the recipient", OK: queued >= len(answered) && queued <= len(answered)+failed,
-			Detail: fmt.Sprintf("%d queue rows for %d answered messages and %d failed requests", queued, len(answered), failed)},
-		{Name: "nothing stored beyond the 200s", OK: extra <= failed,
-			Detail: fmt.Sprintf("%d archived messages without a 200, %d failed requests", extra, failed)},
-	}
-	return results(name, n, ws, m, checks), nil
-}
-
-// peerConversation: each client is logged in over XMPP as a property user (logging in is not
-// measured) and asks the archive for the newest 50 messages with one of its guests, at random.
-func (l *load) peerConversation(ctx context.Context, e *ejabberd, n int, d time.Duration, name string) ([]scenarioResult, error) {
-	var props []int // property users with conversations
-	for k, convs := range e.byProp {
-		if len(convs) > 0 {
-			props = append(props, k)
-		}
-	}
-	if len(props) == 0 {
-		return nil, errors.New("ejabberd: no seeded conversations")
-	}
-	conns := make([]*xmppConn, n)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	for i := range conns {
-		var err error
-		if conns[i], err = dialXMPP(ctx, e.c2sAddr, "localhost", e.props[props[i%len(props)]], ejabberdPassword); err != nil {
-			return nil, fmt.Errorf("ejabberd: log in as %s: %w", e.props[props[i%len(props)]], err)
-		}
-	}
-	ws, m := l.run(ctx, name, n, d, func(w *worker, _ time.Time) bool {
-		convs := e.byProp[props[w.id%len(props)]]
-		ci := convs[w.rng.IntN(len(convs))]
-		want := min(50, l.sd.convs[ci].Messages)
-		_ = w.do("conversation", func() error {
-			got, err := conns[w.id].mamQuery(e.convs[ci][0]+"@localhost", 50)
-			if err == nil && (got < want || got > 50) {
-				err = fmt.Errorf("archive of %s with %s: want %d to 50 messages, got %d", e.convs[ci][1], e.convs[ci][0], want, got)
-			}
-			return err
-		})
-		return false
-	})
-	return results(name, n, ws, m, nil), nil
+	return results(name, n, ws, m, sendChecks(answered, failed, times, queued)), nil
 }

@@ -95,11 +95,13 @@ func (b *bench) run(ctx context.Context) error {
 		Database: b.dbVersion(ctx),
 	}
 	lg := newLoad(b, sd)
-	var peer *ejabberd
-	if b.opt.peer == "ejabberd" {
-		if peer, err = b.startEjabberd(ctx, sd); err != nil {
+	var peers []peer
+	for _, name := range b.opt.peers {
+		p, err := b.startPeer(ctx, name, sd)
+		if err != nil {
 			return err
 		}
+		peers = append(peers, p)
 	}
 	if b.opt.warmup > 0 {
 		n, firstErr := lg.warmUp(ctx)
@@ -107,8 +109,8 @@ func (b *bench) run(ctx context.Context) error {
 		if firstErr != "" {
 			b.logf("warm-up: first error: %s", firstErr)
 		}
-		if peer != nil {
-			if err := lg.peerWarmUp(ctx, peer); err != nil {
+		for _, p := range peers {
+			if err := lg.peerWarmUp(ctx, p); err != nil {
 				return err
 			}
 		}
@@ -122,11 +124,15 @@ func (b *bench) run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", name, err)
 		}
-		if peer != nil && contains(peerScenarios, name) {
-			b.logf("scenario ejabberd/%s", name)
-			peerRes, err := lg.peerScenario(ctx, peer, name)
+		for _, p := range peers {
+			if !contains(peerScenarios, name) {
+				break
+			}
+			pname := p.xmpp().name + "/" + name
+			b.logf("scenario %s", pname)
+			peerRes, err := lg.peerScenario(ctx, p, name)
 			if err != nil {
-				return fmt.Errorf("scenario ejabberd/%s: %w", name, err)
+				return fmt.Errorf("scenario %s: %w", pname, err)
 			}
 			res = append(res, peerRes...)
 		}
@@ -311,21 +317,10 @@ func (b *bench) startServer(ctx context.Context) error {
 	// end of it to show when something fails.
 	b.serverLog = &tailBuffer{max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = b.serverLog, b.serverLog
-	if err := cmd.Start(); err != nil {
+	if _, err := b.startOwned(cmd, 20*time.Second); err != nil {
 		return err
 	}
 	b.server, b.pid, b.baseURL = cmd, cmd.Process.Pid, "http://"+addr
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	b.cleanups = append(b.cleanups, func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
 	b.logf("service pid %d on %s (DB_MAX_CONNS=%d GOGC=%q GOMAXPROCS=%q)", b.pid, addr, b.opt.dbMaxConns, b.opt.gogc, b.opt.gomaxprocs)
 	if err := waitHealthy(ctx, b.baseURL); err != nil {
 		return fmt.Errorf("%w; the service's output ends with:\n%s", err, b.serverLog.String())
@@ -516,4 +511,24 @@ func machineCPU() (busy, total int64) {
 		}
 	}
 	return busy, total
+}
+
+// startOwned starts cmd and registers its stop as a cleanup: SIGTERM, then SIGKILL after grace.
+// The channel is closed when the process has exited.
+func (b *bench) startOwned(cmd *exec.Cmd, grace time.Duration) (<-chan struct{}, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	b.cleanups = append(b.cleanups, func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(grace):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return exited, nil
 }

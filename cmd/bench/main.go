@@ -64,7 +64,7 @@ type options struct {
 	dbMaxConns    int
 	gogc          string
 	gomaxprocs    string
-	peer          string // a comparable store to run each scenario against too: "ejabberd"
+	peers         []string // comparable stores to run the peer scenarios against too (knownPeers)
 }
 
 var allScenarios = []string{"latest", "conversation", "drain", "send", "send-low", "mixed"}
@@ -98,7 +98,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 16, "DB_MAX_CONNS of the started service (16 is its default)")
 	fs.StringVar(&o.gogc, "gogc", "400", "GOGC of the started service, as the Dockerfile sets it (empty: Go's default, 100)")
 	fs.StringVar(&o.gomaxprocs, "gomaxprocs", "", "GOMAXPROCS of the started service (empty: Go's default)")
-	fs.StringVar(&o.peer, "peer", "", "also run the send, send-low and conversation scenarios against a comparable open-source store on the same cluster: ejabberd (Debian's package; run as root)")
+	peer := fs.String("peer", "", "also run the send, send-low and conversation scenarios against comparable open-source stores on the same cluster, comma-separated: ejabberd, prosody (Debian's packages; run as root)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -116,6 +116,18 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 			errs = append(errs, fmt.Errorf("-scenarios: unknown %q (known: %s)", s, strings.Join(allScenarios, ", ")))
 		}
 		o.scenarios = append(o.scenarios, s)
+	}
+	for _, p := range strings.Split(*peer, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "":
+		case !contains(knownPeers, p):
+			errs = append(errs, fmt.Errorf("-peer: unknown %q (known: %s)", p, strings.Join(knownPeers, ", ")))
+		case contains(o.peers, p):
+			errs = append(errs, fmt.Errorf("-peer: %q named twice", p))
+		default:
+			o.peers = append(o.peers, p)
+		}
 	}
 	if o.messages < 1 || o.messages > 10_000_000 {
 		errs = append(errs, errors.New("-messages: want 1 to 10,000,000"))
@@ -141,9 +153,6 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if o.drainPollers < 1 || o.drainPollers > o.concurrency {
 		errs = append(errs, errors.New("-drain-pollers: want 1 to -c"))
-	}
-	if o.peer != "" && o.peer != "ejabberd" {
-		errs = append(errs, fmt.Errorf("-peer: unknown %q (known: ejabberd)", o.peer))
 	}
 	if o.url != "" {
 		if o.dsn == "" {

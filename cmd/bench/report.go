@@ -104,7 +104,7 @@ func reportOptions(o options) map[string]string {
 		"c": fmt.Sprint(o.concurrency), "c_low": fmt.Sprint(o.lowConc), "duration": o.duration.String(),
 		"warmup":        o.warmup.String(),
 		"drain_pollers": fmt.Sprint(o.drainPollers), "db_max_conns": fmt.Sprint(o.dbMaxConns),
-		"gogc": o.gogc, "gomaxprocs": o.gomaxprocs, "fast_pg": fmt.Sprint(o.fastPG), "url": o.url, "peer": o.peer,
+		"gogc": o.gogc, "gomaxprocs": o.gomaxprocs, "fast_pg": fmt.Sprint(o.fastPG), "url": o.url, "peer": strings.Join(o.peers, ","),
 	}
 }
 
@@ -196,14 +196,14 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "p50 vs base: this run's p50 divided by the same row's in %s\n", r.Baseline)
 	}
 	for _, p := range r.Scenarios {
-		name, ok := strings.CutPrefix(p.Name, "ejabberd/")
-		if !ok || p.RPS == 0 {
+		peer, name, ok := strings.Cut(p.Name, "/")
+		if !ok || !contains(knownPeers, peer) || p.RPS == 0 {
 			continue
 		}
 		for _, s := range r.Scenarios {
 			if s.Name == name {
-				fmt.Fprintf(w, "%s: the service made %.2f× ejabberd's requests/s (%.0f against %.0f); p99 %.2f against %.2f ms\n",
-					name, s.RPS/p.RPS, s.RPS, p.RPS, s.P99ms, p.P99ms)
+				fmt.Fprintf(w, "%s: the service made %.2f× %s's requests/s (%.0f against %.0f); p99 %.2f against %.2f ms\n",
+					name, s.RPS/p.RPS, peer, s.RPS, p.RPS, s.P99ms, p.P99ms)
 			}
 		}
 	}

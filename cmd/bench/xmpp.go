@@ -1,7 +1,8 @@
 package main
 
-// A minimal XMPP client for comparing with ejabberd: log in (SASL PLAIN on a plain TCP stream,
-// resource binding, no initial presence) and run MAM (XEP-0313, urn:xmpp:mam:2) archive queries.
+// A minimal XMPP client for comparing with ejabberd and Prosody: log in (SASL PLAIN on a plain
+// TCP stream, resource binding, no initial presence), run MAM (XEP-0313, urn:xmpp:mam:2) archive
+// queries, and send chat messages acknowledged by a ping.
 //
 // It does not decode stanzas with encoding/xml. The stream is split into top-level elements by a
 // small scanner that follows tags (quote-aware) and nesting depth; that is exact for what an
@@ -263,6 +264,63 @@ func (c *xmppConn) mamQuery(with string, max int) (int, error) {
 				return n, fmt.Errorf("xmpp: MAM query with %s: server error: %s", with, xmppErrorText(el))
 			}
 			return n, nil
+		}
+	}
+}
+
+// sendAcked sends a chat message to the bare JID to, followed by a ping to the server, and
+// returns once the ping is answered. A server handles one session's stanzas in order, so the
+// answer comes after the message was routed and stored (Prosody, for one, runs each session's
+// stanzas one after another, storage included): the ping is the message's acknowledgment. A
+// message bounced with an error before the answer is an error.
+func (c *xmppConn) sendAcked(to, body string) error {
+	if c.err != nil {
+		return c.err
+	}
+	if err := c.conn.SetDeadline(time.Now().Add(xmppTimeout)); err != nil {
+		return c.fail(err)
+	}
+	c.seq++
+	var idb [24]byte
+	id := strconv.AppendUint(append(idb[:0], 'm'), c.seq, 10) // the message's; the ping's is "a" + id[1:]
+	o := append(c.out[:0], "<message type='chat' to='"...)
+	o = append(o, xmlEscape(to)...)
+	o = append(o, "' id='"...)
+	o = append(o, id...)
+	o = append(o, "'><body>"...)
+	o = append(o, xmlEscape(body)...)
+	o = append(o, "</body></message><iq type='get' id='a"...)
+	o = append(o, id[1:]...)
+	o = append(o, "'><ping xmlns='"+xmppNSPing+"'/></iq>"...)
+	c.out = o
+	if _, err := c.conn.Write(o); err != nil {
+		return c.fail(err)
+	}
+	var bounced error
+	for {
+		el, err := c.next()
+		if err != nil {
+			return err
+		}
+		start := xmlStartTag(el)
+		v, _ := xmlAttr(start, "id")
+		switch string(xmlTagName(el)) {
+		case "message":
+			if t, _ := xmlAttr(start, "type"); string(t) == "error" && bytes.Equal(v, id) {
+				bounced = fmt.Errorf("xmpp: message to %s bounced: %s", to, xmppErrorText(el))
+			}
+		case "iq":
+			if !c.fromServer(el) {
+				continue
+			}
+			if len(v) == 0 || v[0] != 'a' || !bytes.Equal(v[1:], id[1:]) {
+				c.answer(el)
+				continue
+			}
+			if t, _ := xmlAttr(start, "type"); string(t) != "result" {
+				return fmt.Errorf("xmpp: ping after the message to %s: server error: %s", to, xmppErrorText(el))
+			}
+			return bounced
 		}
 	}
 }
@@ -551,11 +609,11 @@ func xmlText(el []byte) []byte {
 	return rest
 }
 
-// xmppErrorText summarizes a <failure>, <stream:error> or an iq of type error: the condition
-// element and the <text>, if any.
+// xmppErrorText summarizes a <failure>, <stream:error>, or an iq or message of type error: the
+// condition element and the <text>, if any.
 func xmppErrorText(el []byte) string {
 	body := el
-	if string(xmlTagName(el)) == "iq" {
+	if name := string(xmlTagName(el)); name == "iq" || name == "message" {
 		e, ok := xmlChild(el, "error")
 		if !ok {
 			return fmt.Sprintf("%.300s", el)

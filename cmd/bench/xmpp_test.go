@@ -458,3 +458,54 @@ func TestXMPPQueryStream(t *testing.T) {
 		}
 	}
 }
+
+func TestXMPPSendAcked(t *testing.T) {
+	// Prosody 0.12's answer to a ping, verbatim but for the resource: no from.
+	pong := func(id string) string { return `<iq type='result' to='` + fakeFull + `' id='` + id + `'/>` }
+	serverPing := `<iq from='localhost' to='` + fakeFull + `' type='get' id='ping-3'><ping xmlns='urn:xmpp:ping'/></iq>`
+	bounce := `<message type='error' to='` + fakeFull + `' from='g1@localhost' id='m2'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`
+	addr, wait := startFake(t, func(p *fakePeer) error {
+		if err := fakeLogin(p, "p1", "pw"); err != nil {
+			return err
+		}
+		want := "<message type='chat' to='g1@localhost' id='m1'><body>Fish &amp; chips</body></message>" +
+			"<iq type='get' id='a1'><ping xmlns='urn:xmpp:ping'/></iq>"
+		if got, err := p.expect("</iq>"); err != nil || got != want {
+			return fmt.Errorf("first send = %q, %v; want %q", got, err, want)
+		}
+		// A ping of the server's own before the answer: the client answers it and waits on.
+		if err := p.send(serverPing, pong("a1")); err != nil {
+			return err
+		}
+		if got, err := p.expect("id='ping-3'/>"); err != nil || got != `<iq to='localhost' type='result' id='ping-3'/>` {
+			return fmt.Errorf("answer to the server's ping = %q, %v", got, err)
+		}
+		if _, err := p.expect("</iq>"); err != nil { // the second send: bounced, then answered
+			return err
+		}
+		if err := p.send(bounce, pong("a2")); err != nil {
+			return err
+		}
+		if _, err := p.expect("</iq>"); err != nil { // the third: the ping itself fails
+			return err
+		}
+		return p.send(`<iq type='error' to='` + fakeFull + `' id='a3'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`)
+	})
+	c, err := dialXMPP(context.Background(), addr, "localhost", "p1", "pw")
+	if err != nil {
+		t.Fatalf("dialXMPP: %v", err)
+	}
+	defer c.Close()
+	if err := c.sendAcked("g1@localhost", "Fish & chips"); err != nil {
+		t.Errorf("sendAcked answered = %v; want nil", err)
+	}
+	if err := c.sendAcked("g1@localhost", "hello"); err == nil || !strings.Contains(err.Error(), "bounced: service-unavailable") {
+		t.Errorf("sendAcked bounced = %v; want the bounce", err)
+	}
+	if err := c.sendAcked("g1@localhost", "hello"); err == nil || !strings.Contains(err.Error(), "ping after the message") {
+		t.Errorf("sendAcked with a failed ping = %v; want an error", err)
+	}
+	if _, err := wait(); err != nil {
+		t.Errorf("fake server: %v", err)
+	}
+}
