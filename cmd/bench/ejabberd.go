@@ -117,7 +117,7 @@ func (b *bench) startEjabberd(ctx context.Context, sd *seedData) (*ejabberd, err
 	}
 
 	e := &ejabberd{xmppPeer: newXMPPPeer("ejabberd", sd, b.opt.concurrency/2)}
-	dbName, _, err := b.openPeerDB(ctx, e.xmppPeer)
+	dbName, err := b.openPeerDB(ctx, e.xmppPeer)
 	if err != nil {
 		return nil, err
 	}

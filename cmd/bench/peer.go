@@ -105,19 +105,19 @@ func (p *xmppPeer) messages(sd *seedData) []archived {
 	return out
 }
 
-// openPeerDB creates the peer's database on the bench's cluster and connects to it; it returns the
-// database's name and DSN.
-func (b *bench) openPeerDB(ctx context.Context, p *xmppPeer) (string, string, error) {
+// openPeerDB creates the peer's database on the bench's cluster, connects to it and returns its
+// name.
+func (b *bench) openPeerDB(ctx context.Context, p *xmppPeer) (string, error) {
 	name := p.name + "_" + randomHex(4)
 	dsn, err := b.createDatabase(ctx, name)
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
 	if p.db, err = sqlx.ConnectContext(ctx, "postgres", dsn); err != nil {
-		return "", "", err
+		return "", err
 	}
 	b.cleanups = append(b.cleanups, func() { p.db.Close() })
-	return name, dsn, nil
+	return name, nil
 }
 
 // clusterLogin is how a peer logs in to the bench's cluster: host, port, user and password.
@@ -152,15 +152,16 @@ func (b *bench) startPeer(ctx context.Context, name string, sd *seedData) (peer,
 	return nil, fmt.Errorf("-peer: unknown %q", name)
 }
 
-// serviceUser returns the system user a peer's package runs it as, when the bench runs as root
-// (nil otherwise: the peer then runs as the bench's user). who names the peer in errors.
-func serviceUser(name, who string) (*user.User, error) {
+// serviceUser returns the system user that the package of the peer name runs it as (the
+// peer's name), when the bench runs as root; nil otherwise: the peer then runs as the bench's
+// user.
+func serviceUser(name string) (*user.User, error) {
 	if os.Getuid() != 0 {
 		return nil, nil
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return nil, fmt.Errorf("-peer %s: %w", who, err)
+		return nil, fmt.Errorf("-peer %s: %w", name, err)
 	}
 	return u, nil
 }

@@ -63,12 +63,12 @@ func (b *bench) startProsody(ctx context.Context, sd *seedData) (*prosody, error
 		return nil, fmt.Errorf("-peer prosody: prosodyctl not found: %s", prosodyInstall)
 	}
 	// Prosody refuses to run as root; as root, the bench runs it as the package's user.
-	owner, err := serviceUser("prosody", "prosody")
+	owner, err := serviceUser("prosody")
 	if err != nil {
 		return nil, err
 	}
 	p := &prosody{newXMPPPeer("prosody", sd, b.opt.concurrency/2)}
-	dbName, _, err := b.openPeerDB(ctx, p.xmppPeer)
+	dbName, err := b.openPeerDB(ctx, p.xmppPeer)
 	if err != nil {
 		return nil, err
 	}
