@@ -143,3 +143,28 @@ func TestReferenceKinds(t *testing.T) {
 		t.Errorf("print: want the comparison with ejabberd, got:\n%s", out.String())
 	}
 }
+
+func TestPeerSendChecks(t *testing.T) {
+	answered := map[string]bool{"a": true, "b": true}
+	for _, tc := range []struct {
+		name   string
+		times  map[string]int
+		queued int
+		failed int
+		want   []bool // archived for both ends, queued, nothing beyond
+	}{
+		{"all stored", map[string]int{"a": 2, "b": 2}, 2, 0, []bool{true, true, true}},
+		{"one archived once", map[string]int{"a": 2, "b": 1}, 2, 0, []bool{false, true, true}},
+		{"one missing", map[string]int{"a": 2}, 2, 0, []bool{false, true, true}},
+		{"one not queued", map[string]int{"a": 2, "b": 2}, 1, 0, []bool{true, false, true}},
+		{"a failed send stored", map[string]int{"a": 2, "b": 2, "c": 2}, 3, 1, []bool{true, true, true}},
+		{"stored without an acknowledgment", map[string]int{"a": 2, "b": 2, "c": 2}, 3, 0, []bool{true, false, false}},
+	} {
+		checks := sendChecks(answered, tc.failed, tc.times, tc.queued)
+		for i, c := range checks {
+			if c.OK != tc.want[i] {
+				t.Errorf("%s: check %q = %v (%s), want %v", tc.name, c.Name, c.OK, c.Detail, tc.want[i])
+			}
+		}
+	}
+}
