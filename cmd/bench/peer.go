@@ -29,7 +29,7 @@ import (
 // A conversation of the service's seed is, in a peer, guest user g<i> (one per conversation) and
 // property user p<k> (one per property partner), both on the domain "localhost".
 
-// knownPeers are the stores -peer accepts, in the order their scenarios run.
+// knownPeers are the stores -peer accepts; their scenarios run in the order -peer names them.
 var knownPeers = []string{"ejabberd", "prosody"}
 
 // peerScenarios are the scenarios that have a peer counterpart.
