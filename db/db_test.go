@@ -34,7 +34,10 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		SELECT gen_random_uuid(), id, sender, 'hello', at
 		FROM conversations, (VALUES ('guest', timestamptz '2026-07-02 10:00Z'), ('guest', '2026-07-03 09:00Z'),
 			('property', '2026-07-04 08:00Z')) AS v (sender, at)
-		WHERE reservation_id = 'R7'`)
+		WHERE reservation_id = 'R7';
+		INSERT INTO deliveries (partner_id, seq, message_id, conversation_id)
+		SELECT 1, seq, id, conversation_id FROM messages
+		UNION ALL SELECT 1, 1000, gen_random_uuid(), gen_random_uuid() -- an entry whose message is gone`)
 
 	mg, err := db.NewMigrator(dsn)
 	if err != nil {
@@ -74,6 +77,19 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	if len(rows) != 2 || rows[0].Partner != 1 || rows[0].Name == nil || *rows[0].Name != "Sea View Rooms" ||
 		rows[1].Partner != 1 || rows[1].Name != nil {
 		t.Errorf("conversations after down to 2 and up again: %+v", rows)
+	}
+	// Migration 6 names each queue entry's message and conversation, and drops the entry whose
+	// message is gone.
+	var queued, named int
+	if err := conn.Get(&queued, `SELECT count(*) FROM deliveries`); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Get(&named, `SELECT count(*) FROM deliveries d JOIN messages m
+		ON m.seq = d.seq AND m.id = d.message_id AND m.conversation_id = d.conversation_id`); err != nil {
+		t.Fatal(err)
+	}
+	if queued != 3 || named != 3 {
+		t.Errorf("queue after down to 2 and up again: %d entries, %d naming their message; want the 3 of R7's messages", queued, named)
 	}
 	for v := latest; v > 0; v-- {
 		if err := mg.Down(); err != nil {

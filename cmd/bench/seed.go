@@ -150,8 +150,8 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 	}
 	// The o.pending newest messages are queued for both partners of their conversation.
 	const enqueueSQL = `
-INSERT INTO deliveries (partner_id, seq)
-SELECT p.partner_id, m.seq
+INSERT INTO deliveries (partner_id, seq, message_id, conversation_id)
+SELECT p.partner_id, m.seq, m.id, m.conversation_id
 FROM messages m
 JOIN conversations c ON c.id = m.conversation_id
 JOIN accommodations a ON a.id = c.accommodation_id

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -295,6 +296,16 @@ func TestChangingPartnersMovesQueues(t *testing.T) {
 	}
 	if got, _ := newGuest.Latest(ctx); len(got) != 2 || got[0].MessageID != reply.Message || got[0].Sender.Metadata.Name != "Renamed" {
 		t.Errorf("guest Latest after the new owner's reply = %+v, want it first, from \"Renamed\"", got)
+	}
+	// The moved entries are confirmed like any other: each names its message and conversation.
+	if got, err := newOwner.Confirm(ctx, []string{m}); err != nil || !slices.Equal(got, []string{m}) {
+		t.Errorf("new owner Confirm = %v, %v; want [%s]", got, err, m)
+	}
+	if got, err := newGuest.Confirm(ctx, []string{reply.Message, m}); err != nil || !slices.Equal(got, []string{reply.Message, m}) {
+		t.Errorf("new guest partner Confirm = %v, %v; want [%s %s]", got, err, reply.Message, m)
+	}
+	if got, _ := newGuest.Latest(ctx); len(got) != 0 {
+		t.Errorf("new guest partner Latest after its confirm = %d, want 0", len(got))
 	}
 }
 

@@ -151,8 +151,8 @@ USING messages m, conversations c
 WHERE d.partner_id = $2 AND d.seq = m.seq AND m.conversation_id = c.id AND c.accommodation_id = $1`
 
 const enqueueAccommodationSQL = `
-INSERT INTO deliveries (partner_id, seq)
-SELECT $2, m.seq
+INSERT INTO deliveries (partner_id, seq, message_id, conversation_id)
+SELECT $2, m.seq, m.id, m.conversation_id
 FROM messages m
 JOIN conversations c ON c.id = m.conversation_id
 WHERE c.accommodation_id = $1

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
 )
@@ -28,9 +30,9 @@ WITH m AS (
     INSERT INTO messages (id, conversation_id, sender, content, created_at)
     SELECT gen_random_uuid(), $1, 'guest', 'message ' || g, $3::timestamptz + g * interval '1 ms'
     FROM generate_series(1, 5000) AS g
-    RETURNING seq
+    RETURNING seq, id, conversation_id
 )
-INSERT INTO deliveries (partner_id, seq) SELECT $2, seq FROM m`
+INSERT INTO deliveries (partner_id, seq, message_id, conversation_id) SELECT $2, seq, id, conversation_id FROM m`
 	if _, err := db.ExecContext(ctx, seedSQL, conv.ID, owner.AffiliateID, now); err != nil {
 		t.Fatal(err)
 	}
@@ -70,4 +72,19 @@ INSERT INTO deliveries (partner_id, seq) SELECT $2, seq FROM m`
 	if _, err := store.Pending(ctx, caller, readableAfter, pendingMaxRows+1); err == nil {
 		t.Errorf("Pending(limit %d) = nil error, want one", pendingMaxRows+1)
 	}
+
+	for i := 0; i < 8; i++ {
+		page, err := store.Pending(ctx, caller, readableAfter, 10)
+		if err != nil || len(page) != 10 {
+			t.Fatalf("Pending = %d rows, %v; want 10", len(page), err)
+		}
+		ids := make([]uuid.UUID, len(page))
+		for j, d := range page {
+			ids[j] = d.ID
+		}
+		if got, err := store.Confirm(ctx, caller, readableAfter, ids); err != nil || len(got) != len(ids) {
+			t.Fatalf("Confirm = %d ids, %v; want %d", len(got), err, len(ids))
+		}
+	}
+	genericPlans("confirm", confirmSQL)
 }

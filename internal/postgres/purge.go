@@ -54,7 +54,7 @@ func (s *Store) ExpiredConversations(ctx context.Context, cutoff time.Time, limi
 }
 
 // purgeMessagesSQL deletes at most $3 messages of the conversations $1 that are still at or
-// before the cutoff $2, with their queue entries. The queue has no index by message, so the
+// before the cutoff $2, with their queue entries. The queue is indexed by partner first, so the
 // entries are found by their primary key: the conversation's current property and guest
 // partners are the only partners that can hold them, because a change of either moves the queue
 // in the same transaction. FOR SHARE makes a concurrent PUT of the reservation, or a change of

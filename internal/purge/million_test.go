@@ -49,8 +49,8 @@ func TestPurgeMillion(t *testing.T) {
 		  FROM conversations c CROSS JOIN generate_series(1, $1) AS g
 		  WHERE c.reservation_id LIKE 'OLD-%'`,
 			[]any{perConversation}},
-		{`INSERT INTO deliveries (partner_id, seq)
-		  SELECT p, m.seq
+		{`INSERT INTO deliveries (partner_id, seq, message_id, conversation_id)
+		  SELECT p, m.seq, m.id, m.conversation_id
 		  FROM messages m JOIN conversations c ON c.id = m.conversation_id, (VALUES ($1::bigint), ($2::bigint)) AS v (p)
 		  WHERE c.reservation_id LIKE 'OLD-%'`,
 			[]any{f.property.AffiliateID, f.guest.AffiliateID}},
