@@ -430,7 +430,8 @@ func (s *Store) Pending(ctx context.Context, caller messaging.Caller, readableAf
 // ($3): to the partner those messages no longer exist, so they are not "confirmed" either.
 // Each id is found in the partner's queue by (partner_id, message_id), one descent, and the
 // entry names its conversation (migration 000006), whose window is read by primary key; before,
-// each id was found through messages_id_key first, a third more of PostgreSQL's work per confirm.
+// each id was found through messages_id_key first: half as many buffer visits again (1,277
+// against 860 per confirm of 100 in the bench).
 // The window is a scalar subquery: joined, the planner hashed every readable conversation
 // instead (2,000 at 100k messages; a third of the statement's time, and growing with the history).
 const confirmSQL = `
