@@ -43,10 +43,11 @@ type Client struct {
 	HTTP        *http.Client // http.DefaultClient when nil
 }
 
-// Do sends body (JSON-encoded unless nil) with the partner's credentials and extra headers, and
-// decodes a 2xx answer into out (when not nil); an out of type *[]byte receives the answer's raw
-// bytes instead, read into the slice's own memory when it is large enough (so a caller that
-// reads many answers can reuse one buffer). Any other answer is returned as *Error.
+// Do sends body (JSON-encoded unless nil; an io.Reader is sent as it is, already JSON) with the
+// partner's credentials and extra headers, and decodes a 2xx answer into out (when not nil); an
+// out of type *[]byte receives the answer's raw bytes instead, read into the slice's own memory
+// when it is large enough (so a caller that reads many answers can reuse one buffer). Any other
+// answer is returned as *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any, header http.Header) error {
 	h := http.Header{"Authorization": {"Bearer " + c.APIKey}, "X-Affiliate-Id": {strconv.FormatInt(c.AffiliateID, 10)}}
 	for k, v := range header {
@@ -167,7 +168,9 @@ func do(ctx context.Context, hc *http.Client, method, url string, body, out any,
 		hc = http.DefaultClient
 	}
 	var r io.Reader
-	if body != nil {
+	if rd, ok := body.(io.Reader); ok {
+		r = rd
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)

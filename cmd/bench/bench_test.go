@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guestmsg/messaging/internal/messaging"
 )
 
 func TestValuesOf(t *testing.T) {
@@ -125,13 +129,17 @@ func TestReferenceKinds(t *testing.T) {
 	r := &report{
 		Scenarios: []scenarioResult{{Name: "send", Clients: 64, RPS: 100}, {Name: "send-low", Clients: 8, RPS: 100},
 			{Name: "ejabberd/send-low", Clients: 8, RPS: 50}, {Name: "mixed/confirm", Clients: 64, RPS: 10},
-			{Name: "latest", Clients: 64, RPS: 20}, {Name: "ejabberd/conversation", Clients: 64, RPS: 40}},
+			{Name: "latest", Clients: 64, RPS: 20}, {Name: "ejabberd/conversation", Clients: 64, RPS: 40},
+			{Name: "windows", Clients: 64, RPS: 30}, {Name: "windows/send-closed", Clients: 64, RPS: 10},
+			{Name: "attachments", Clients: 64, RPS: 30}, {Name: "attachments/upload", Clients: 64, RPS: 10},
+			{Name: "attachments/send", Clients: 64, RPS: 10}, {Name: "attachments/download", Clients: 64, RPS: 10}},
 		References: []reference{{Name: "insert", Kind: "insert", Clients: 64, TPS: 1000}, {Name: "insert", Kind: "insert", Clients: 8, TPS: 1000},
 			{Name: "select", Kind: "select", Clients: 64, TPS: 200}},
 	}
 	r.finish()
 	want := map[string]string{"send": "insert", "send-low": "insert", "ejabberd/send-low": "insert", "mixed/confirm": "insert",
-		"latest": "select", "ejabberd/conversation": "select"}
+		"latest": "select", "ejabberd/conversation": "select", "windows": "insert", "windows/send-closed": "insert",
+		"attachments": "", "attachments/upload": "", "attachments/send": "insert", "attachments/download": ""}
 	for _, s := range r.Scenarios {
 		if s.Reference != want[s.Name] {
 			t.Errorf("%s: reference %q, want %q", s.Name, s.Reference, want[s.Name])
@@ -164,6 +172,44 @@ func TestPeerSendChecks(t *testing.T) {
 		for i, c := range checks {
 			if c.OK != tc.want[i] {
 				t.Errorf("%s: check %q = %v (%s), want %v", tc.name, c.Name, c.OK, c.Detail, tc.want[i])
+			}
+		}
+	}
+}
+
+func TestUploadFiles(t *testing.T) {
+	const size = 1000
+	f := uploadFile(3, 0, size)
+	if got := http.DetectContentType(f); got != "image/png" {
+		t.Errorf("DetectContentType(uploadFile) = %q, want image/png", got)
+	}
+	// A worker rewrites the first 32 characters of its file's base64 per upload.
+	enc := base64.StdEncoding.AppendEncode(nil, f)
+	head := f[:24:24]
+	stampFile(head, 3, 7)
+	base64.StdEncoding.Encode(enc[:32], head)
+	want := uploadFile(3, 7, size)
+	if string(enc) != base64.StdEncoding.EncodeToString(want) {
+		t.Error("the restamped base64 is not the base64 of the restamped file")
+	}
+	if bytes.Equal(uploadFile(3, 7, size), uploadFile(4, 7, size)) || bytes.Equal(want, uploadFile(3, 8, size)) {
+		t.Error("two uploads have the same bytes")
+	}
+}
+
+func TestWindowSets(t *testing.T) {
+	for _, now := range []time.Time{
+		time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 1, 23, 59, 59, 999_000_000, time.UTC),
+	} {
+		today := now.Truncate(24 * time.Hour)
+		for _, s := range windowSets(today) {
+			conv := messaging.Conversation{StayEnd: s.stayEnd, LastGuestMessageAt: s.lastGuest}
+			open := now.Before(messaging.DefaultWindows.SendAllowedUntil(conv, s.set.sender))
+			readable := now.Before(messaging.DefaultWindows.ReadableUntil(conv, s.set.sender))
+			if open != (s.set.status == http.StatusOK) || !readable || !s.stayEnd.Before(today) {
+				t.Errorf("%s at %s: open %v, readable %v, stay end %s; want open only when %d is 200, readable, ended",
+					s.set.name, now, open, readable, s.stayEnd, s.set.status)
 			}
 		}
 	}

@@ -72,6 +72,10 @@ func (l *load) scenario(ctx context.Context, name string) ([]scenarioResult, err
 		return l.send(ctx, "send-low", o.lowConc)
 	case "mixed":
 		return l.mixed(ctx, o.concurrency), nil
+	case "windows":
+		return l.windows(ctx, o.concurrency)
+	case "attachments":
+		return l.attachments(ctx, o.concurrency)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

@@ -39,35 +39,36 @@ func main() {
 
 // options are the flags of one run.
 type options struct {
-	dsn           string        // server to create the database on; empty: a throwaway cluster
-	url           string        // a running service; empty: start bin/messaging
-	pid           int           // with -url: the service's pid, for CPU and RSS
-	messages      int           // stored messages to seed
-	pending       int           // how many of the newest messages are queued for delivery
-	history       int           // messages per conversation
-	active        int           // conversations receiving messages at one time; 0: all
-	concurrency   int           // clients
-	lowConc       int           // clients of the send-at-low-concurrency scenario
-	duration      time.Duration // per scenario
-	warmup        time.Duration // unmeasured reads before the first scenario
-	drainTimeout  time.Duration // upper bound of the drain scenario
-	drainPollers  int           // concurrent pollers per partner in the drain scenario
-	scenarios     []string
-	jsonOut       string
-	baseline      string // earlier -json file to compare p50s with (the growth check)
-	quick         bool
-	reference     bool   // run the pgbench reference
-	fastPG        bool   // throwaway cluster without fsync
-	sharedBuffers string // shared_buffers of the throwaway cluster
-	keep          bool   // keep the database (and cluster) afterwards
-	serverBin     string
-	dbMaxConns    int
-	gogc          string
-	gomaxprocs    string
-	peers         []string // comparable stores to run the peer scenarios against too (knownPeers)
+	dsn            string        // server to create the database on; empty: a throwaway cluster
+	url            string        // a running service; empty: start bin/messaging
+	pid            int           // with -url: the service's pid, for CPU and RSS
+	messages       int           // stored messages to seed
+	pending        int           // how many of the newest messages are queued for delivery
+	history        int           // messages per conversation
+	active         int           // conversations receiving messages at one time; 0: all
+	concurrency    int           // clients
+	lowConc        int           // clients of the send-at-low-concurrency scenario
+	duration       time.Duration // per scenario
+	warmup         time.Duration // unmeasured reads before the first scenario
+	drainTimeout   time.Duration // upper bound of the drain scenario
+	drainPollers   int           // concurrent pollers per partner in the drain scenario
+	attachmentSize int           // bytes of each file the attachments scenario uploads
+	scenarios      []string
+	jsonOut        string
+	baseline       string // earlier -json file to compare p50s with (the growth check)
+	quick          bool
+	reference      bool   // run the pgbench reference
+	fastPG         bool   // throwaway cluster without fsync
+	sharedBuffers  string // shared_buffers of the throwaway cluster
+	keep           bool   // keep the database (and cluster) afterwards
+	serverBin      string
+	dbMaxConns     int
+	gogc           string
+	gomaxprocs     string
+	peers          []string // comparable stores to run the peer scenarios against too (knownPeers)
 }
 
-var allScenarios = []string{"latest", "conversation", "drain", "send", "send-low", "mixed"}
+var allScenarios = []string{"latest", "conversation", "drain", "send", "send-low", "mixed", "windows", "attachments"}
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
@@ -86,6 +87,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "unmeasured reads (latest pages, not confirmed, and conversations) before the first scenario, which change nothing (0: none)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 2*time.Minute, "upper bound of the drain scenario")
 	fs.IntVar(&o.drainPollers, "drain-pollers", 1, "concurrent pollers per partner in the drain scenario")
+	fs.IntVar(&o.attachmentSize, "attachment-size", 100<<10, "bytes of each PNG the attachments scenario uploads (32 to 1 MiB, the service's default limit)")
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run, in this order")
 	fs.StringVar(&o.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&o.baseline, "baseline", "", "an earlier -json file: print each p50 as a ratio to it (the growth check)")
@@ -150,6 +152,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if o.warmup < 0 || o.warmup > 5*time.Minute {
 		errs = append(errs, errors.New("-warmup: want 0 to 5m"))
+	}
+	if o.attachmentSize < 32 || o.attachmentSize > 1<<20 {
+		errs = append(errs, errors.New("-attachment-size: want 32 to 1048576"))
 	}
 	if o.drainPollers < 1 || o.drainPollers > o.concurrency {
 		errs = append(errs, errors.New("-drain-pollers: want 1 to -c"))

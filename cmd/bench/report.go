@@ -109,21 +109,32 @@ func reportOptions(o options) map[string]string {
 }
 
 // finish sets the reference ratio of every row: writes against the INSERT reference, reads
-// against the SELECT reference, each at the row's concurrency.
+// against the SELECT reference, each at the row's concurrency (referenceKind).
 func (r *report) finish() {
 	r.Time = time.Now().UTC().Format(time.RFC3339)
 	for i := range r.Scenarios {
 		s := &r.Scenarios[i]
-		kind, op := "select", s.Name[strings.LastIndex(s.Name, "/")+1:]
-		if strings.HasPrefix(op, "send") || op == "confirm" {
-			kind = "insert"
-		}
+		kind := referenceKind(s.Name)
 		for _, ref := range r.References {
 			if ref.Kind == kind && ref.Clients == s.Clients && ref.TPS > 0 {
 				s.Reference, s.ReferenceRatio = ref.Name, s.RPS/ref.TPS
 			}
 		}
 	}
+}
+
+// referenceKind is the pgbench reference a row compares with: "insert" for sends and confirms
+// (and the windows scenario, which is sends), "select" for reads, and none for the
+// attachments scenario's uploads and downloads, whose files are nothing like a table row.
+func referenceKind(name string) string {
+	op := name[strings.LastIndex(name, "/")+1:]
+	switch {
+	case strings.HasPrefix(op, "send") || op == "confirm" || op == "windows":
+		return "insert"
+	case op == "attachments" || op == "upload" || op == "download":
+		return ""
+	}
+	return "select"
 }
 
 // compare sets each row's p50 as a ratio to the same row of an earlier run.

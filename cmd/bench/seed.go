@@ -38,6 +38,7 @@ type seedData struct {
 	convs             []benchConv
 	pendingMessages   int
 	pendingDeliveries int
+	windows           []windowSet // the windows scenario's conversations, when it runs
 }
 
 // seed fills the database with COPY: c/2 property partners and c/2 guest partners with one
@@ -111,6 +112,13 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 	})
 	if err != nil {
 		return nil, err
+	}
+
+	if contains(o.scenarios, "windows") {
+		acc := func(i int) (int64, string, int) { a := i % nAccs; return accBase + int64(a), accName(a), a % nProps }
+		if err := seedWindows(ctx, db, sd, acc, resPrefix, now); err != nil {
+			return nil, err
+		}
 	}
 
 	var seqBefore int64

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/guestmsg/messaging/api"
+	"github.com/guestmsg/messaging/internal/messaging"
+)
+
+// windowSet is a group of seeded conversations whose stay has ended, each in the same state of
+// the contract's windows (§6), for the windows scenario. The bench expects the service to run
+// with messaging.DefaultWindows.
+type windowSet struct {
+	name   string         // the scenario's request kind for it
+	sender messaging.Side // who sends to it in the scenario
+	status int            // the answer expected: 200, or 409 window_closed
+	convs  []benchConv
+}
+
+// windowMessages is how many messages each conversation of a windowSet holds.
+const windowMessages = 10
+
+// windowSets describes the three sets: stays that ended before the property's own send window
+// (stay end + 7 days) but with a recent guest message that keeps it open (+14 days from that
+// message); stays that ended long enough ago that both have passed; and the latter again, for
+// the guest, who may send until stay end + 66 days. The guest's set is apart from the
+// property's closed one because a guest message reopens the property's window.
+func windowSets(today time.Time) []struct {
+	set       windowSet
+	stayEnd   time.Time
+	lastGuest time.Time
+} {
+	w := messaging.DefaultWindows
+	extendedEnd := today.AddDate(0, 0, -(w.PropertySendDays + 2))
+	closedEnd := today.AddDate(0, 0, -(w.PropertySendDays + w.PropertyReplyDays + 10))
+	return []struct {
+		set       windowSet
+		stayEnd   time.Time
+		lastGuest time.Time
+	}{
+		{windowSet{name: "send-reply", sender: messaging.Property, status: http.StatusOK}, extendedEnd, today.AddDate(0, 0, -w.PropertyReplyDays/2)},
+		{windowSet{name: "send-closed", sender: messaging.Property, status: http.StatusConflict}, closedEnd, closedEnd.AddDate(0, 0, 1)},
+		{windowSet{name: "send-guest-late", sender: messaging.Guest, status: http.StatusOK}, closedEnd, closedEnd.AddDate(0, 0, 1)},
+	}
+}
+
+// seedWindows adds the windows scenario's conversations: per set, one for every partner of
+// the sending side, each with windowMessages messages ending in the guest's. They are older
+// than the main seed and none of their messages is queued. It checks each set's state against
+// the domain's own window rules, so that the scenario's expectations follow the contract's.
+func seedWindows(ctx context.Context, db *sqlx.DB, sd *seedData, acc func(i int) (id int64, name string, property int), resPrefix string, now time.Time) error {
+	today := now.Truncate(24 * time.Hour)
+	nProps, nGuests := 0, 0
+	for _, p := range sd.partners {
+		if p.Kind == messaging.Property {
+			nProps++
+		} else {
+			nGuests++
+		}
+	}
+	type row struct {
+		conv      benchConv
+		name      string
+		stayEnd   time.Time
+		lastGuest time.Time
+	}
+	var rows []row
+	for si, s := range windowSets(today) {
+		conv := messaging.Conversation{StayEnd: s.stayEnd, LastGuestMessageAt: s.lastGuest}
+		open := now.Before(messaging.DefaultWindows.SendAllowedUntil(conv, s.set.sender))
+		if open != (s.set.status == http.StatusOK) {
+			return fmt.Errorf("windows seed: set %s is not in the state it is meant for", s.set.name)
+		}
+		n := max(nProps, nGuests)
+		for i := 0; i < n; i++ {
+			accID, accName, prop := acc(i)
+			c := benchConv{ID: uuid.Must(uuid.NewV7()), Reservation: resPrefix + "w" + strconv.Itoa(si) + "-" + strconv.Itoa(i),
+				Accommodation: accID, Property: prop, Guest: nProps + i%nGuests, Messages: windowMessages}
+			s.set.convs = append(s.set.convs, c)
+			rows = append(rows, row{c, accName, s.stayEnd, s.lastGuest})
+		}
+		sd.windows = append(sd.windows, s.set)
+	}
+	cols := []string{"id", "reservation_id", "accommodation_id", "property_partner_id", "property_name", "guest_partner_id", "guest_name",
+		"checkin", "checkout", "status", "stay_end", "guest_participant_id", "property_participant_id", "created_at", "updated_at"}
+	err := copyRows(ctx, db, "conversations", cols, len(rows), func(i int) []any {
+		r := rows[i]
+		checkout := r.stayEnd.AddDate(0, 0, -1)
+		created := r.stayEnd.AddDate(0, 0, -30)
+		return []any{r.conv.ID, r.conv.Reservation, r.conv.Accommodation, sd.partners[r.conv.Property].ID, r.name,
+			sd.partners[r.conv.Guest].ID, "Late Guest " + strconv.Itoa(i), checkout.AddDate(0, 0, -3), checkout, messaging.StatusConfirmed,
+			r.stayEnd, uuid.New(), uuid.New(), created, created}
+	})
+	if err != nil {
+		return err
+	}
+	// Messages an hour apart, alternating, the last one the guest's at lastGuest.
+	return copyRows(ctx, db, "messages", []string{"id", "conversation_id", "sender", "content", "attachments", "created_at"}, len(rows)*windowMessages, func(k int) []any {
+		r, j := rows[k/windowMessages], k%windowMessages
+		back := windowMessages - 1 - j
+		sender := messaging.Guest
+		if back%2 == 1 {
+			sender = messaging.Property
+		}
+		id, _ := uuid.NewV7()
+		return []any{id, r.conv.ID, string(sender), "Did we leave a charger in room 12? Message " + strconv.Itoa(k), "{}",
+			r.lastGuest.Add(-time.Duration(back) * time.Hour)}
+	})
+}
+
+// windows: clients send into conversations whose stay has ended, in equal shares: the property
+// within the 14 days after the guest's last message (200), the property after every window of
+// its own has passed (409 window_closed, through the step-by-step send that tells why), and the
+// guest within its 66 days (200). Checked afterwards as the send scenario is, with every 409
+// counted as a request that must have stored nothing.
+func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
+	if len(l.sd.windows) == 0 {
+		return nil, errors.New("no conversations seeded for it")
+	}
+	var seqBefore int64
+	if err := l.b.db.GetContext(ctx, &seqBefore, `SELECT COALESCE(max(seq), 0) FROM messages`); err != nil {
+		return nil, err
+	}
+	perWorker := make([][]sent, n)
+	refused, storedClosed := make([]int, n), make([]int, n) // sends into a closed window: 409s, and 200s
+	ws, m := l.run(ctx, "windows", n, l.b.opt.duration, func(w *worker, _ time.Time) bool {
+		set := l.sd.windows[w.rng.IntN(len(l.sd.windows))]
+		conv := set.convs[w.rng.IntN(len(set.convs))]
+		caller := conv.Property
+		if set.sender == messaging.Guest {
+			caller = conv.Guest
+		}
+		req := api.SendRequest{Accommodation: strconv.FormatInt(conv.Accommodation, 10), Conversation: conv.ID.String(),
+			Content: "Late question (bench " + strconv.Itoa(w.id) + "-" + strconv.Itoa(len(perWorker[w.id])) + ")"}
+		_ = w.do(set.name, func() error {
+			d, err := l.clients[caller].Send(ctx, req, "")
+			if set.status == http.StatusOK {
+				if err == nil {
+					perWorker[w.id] = append(perWorker[w.id], sent{id: d.Message, conv: conv.ID})
+				}
+				return err
+			}
+			var apiErr *api.Error
+			switch {
+			case errors.As(err, &apiErr) && apiErr.Status == set.status && apiErr.ID() == "window_closed":
+				refused[w.id]++
+				return nil
+			case err == nil:
+				storedClosed[w.id]++
+				return fmt.Errorf("send into a closed window answered 200 (message %s)", d.Message)
+			}
+			return err
+		})
+		return false
+	})
+	var all []sent
+	for _, s := range perWorker {
+		all = append(all, s...)
+	}
+	failed := 0
+	for _, w := range ws {
+		for _, s := range w.ops {
+			failed += s.errors
+		}
+	}
+	checks, err := l.checkSent(ctx, all, seqBefore, failed)
+	if err != nil {
+		return nil, err
+	}
+	var nRefused, nStored int
+	for i := range refused {
+		nRefused, nStored = nRefused+refused[i], nStored+storedClosed[i]
+	}
+	checks = append(checks, check{Name: "every send into a closed window refused", OK: nRefused > 0 && nStored == 0,
+		Detail: fmt.Sprintf("%d answered 409 window_closed, %d answered 200", nRefused, nStored)})
+	return results("windows", n, ws, m, checks), nil
+}
