@@ -311,6 +311,9 @@ func (b *bench) startServer(ctx context.Context) error {
 	if b.opt.gomaxprocs != "" {
 		env = append(env, "GOMAXPROCS="+b.opt.gomaxprocs)
 	}
+	if b.opt.gomemlimit != "" {
+		env = append(env, "GOMEMLIMIT="+b.opt.gomemlimit)
+	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = env
 	// The request log goes through a pipe, as it would to a log collector; the bench keeps the
@@ -321,7 +324,7 @@ func (b *bench) startServer(ctx context.Context) error {
 		return err
 	}
 	b.server, b.pid, b.baseURL = cmd, cmd.Process.Pid, "http://"+addr
-	b.logf("service pid %d on %s (DB_MAX_CONNS=%d GOGC=%q GOMAXPROCS=%q)", b.pid, addr, b.opt.dbMaxConns, b.opt.gogc, b.opt.gomaxprocs)
+	b.logf("service pid %d on %s (DB_MAX_CONNS=%d GOGC=%q GOMAXPROCS=%q GOMEMLIMIT=%q)", b.pid, addr, b.opt.dbMaxConns, b.opt.gogc, b.opt.gomaxprocs, b.opt.gomemlimit)
 	if err := waitHealthy(ctx, b.baseURL); err != nil {
 		return fmt.Errorf("%w; the service's output ends with:\n%s", err, b.serverLog.String())
 	}

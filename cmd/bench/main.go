@@ -65,6 +65,7 @@ type options struct {
 	dbMaxConns     int
 	gogc           string
 	gomaxprocs     string
+	gomemlimit     string
 	peers          []string // comparable stores to run the peer scenarios against too (knownPeers)
 }
 
@@ -100,6 +101,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 16, "DB_MAX_CONNS of the started service (16 is its default)")
 	fs.StringVar(&o.gogc, "gogc", "400", "GOGC of the started service, as the Dockerfile sets it (empty: Go's default, 100)")
 	fs.StringVar(&o.gomaxprocs, "gomaxprocs", "", "GOMAXPROCS of the started service (empty: Go's default)")
+	fs.StringVar(&o.gomemlimit, "gomemlimit", "256MiB", "GOMEMLIMIT of the started service, as the Dockerfile sets it (empty: none, unless the environment sets one)")
 	peer := fs.String("peer", "", "also run the send, send-low and conversation scenarios against comparable open-source stores on the same cluster, comma-separated: ejabberd, prosody (Debian's packages; run as root)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -104,7 +104,7 @@ func reportOptions(o options) map[string]string {
 		"c": fmt.Sprint(o.concurrency), "c_low": fmt.Sprint(o.lowConc), "duration": o.duration.String(),
 		"warmup":        o.warmup.String(),
 		"drain_pollers": fmt.Sprint(o.drainPollers), "db_max_conns": fmt.Sprint(o.dbMaxConns),
-		"gogc": o.gogc, "gomaxprocs": o.gomaxprocs, "fast_pg": fmt.Sprint(o.fastPG), "url": o.url, "peer": strings.Join(o.peers, ","),
+		"gogc": o.gogc, "gomaxprocs": o.gomaxprocs, "gomemlimit": o.gomemlimit, "fast_pg": fmt.Sprint(o.fastPG), "url": o.url, "peer": strings.Join(o.peers, ","),
 	}
 }
 
