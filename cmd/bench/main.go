@@ -1,8 +1,9 @@
 // Command bench is the load generator of the messaging service. It creates a fresh database,
 // seeds it with COPY, starts the real service binary against it on loopback (or targets a
-// running one with -url), runs the scenarios (send, latest, drain, conversation, mixed) for a
-// fixed time each at a fixed concurrency, checks the results for correctness, measures a
-// pgbench reference on the same cluster, and prints a table (and JSON with -json).
+// running one with -url), runs the scenarios (latest, conversation, drain, send, mixed,
+// windows, attachments) for a fixed time each at a fixed concurrency, checks the results for
+// correctness, measures a pgbench reference on the same cluster, and prints a table (and JSON
+// with -json).
 //
 // Usage (from the repository root; see BENCHMARKS.md):
 //

@@ -28,24 +28,24 @@ type windowSet struct {
 // windowMessages is how many messages each conversation of a windowSet holds.
 const windowMessages = 10
 
+// windowSeed is a windowSet before seeding: the stay end and the guest's last message that
+// every conversation of the set has.
+type windowSeed struct {
+	set       windowSet
+	stayEnd   time.Time
+	lastGuest time.Time
+}
+
 // windowSets describes the three sets: stays that ended before the property's own send window
 // (stay end + 7 days) but with a recent guest message that keeps it open (+14 days from that
 // message); stays that ended long enough ago that both have passed; and the latter again, for
 // the guest, who may send until stay end + 66 days. The guest's set is apart from the
 // property's closed one because a guest message reopens the property's window.
-func windowSets(today time.Time) []struct {
-	set       windowSet
-	stayEnd   time.Time
-	lastGuest time.Time
-} {
+func windowSets(today time.Time) []windowSeed {
 	w := messaging.DefaultWindows
 	extendedEnd := today.AddDate(0, 0, -(w.PropertySendDays + 2))
 	closedEnd := today.AddDate(0, 0, -(w.PropertySendDays + w.PropertyReplyDays + 10))
-	return []struct {
-		set       windowSet
-		stayEnd   time.Time
-		lastGuest time.Time
-	}{
+	return []windowSeed{
 		{windowSet{name: "send-reply", sender: messaging.Property, status: http.StatusOK}, extendedEnd, today.AddDate(0, 0, -w.PropertyReplyDays/2)},
 		{windowSet{name: "send-closed", sender: messaging.Property, status: http.StatusConflict}, closedEnd, closedEnd.AddDate(0, 0, 1)},
 		{windowSet{name: "send-guest-late", sender: messaging.Guest, status: http.StatusOK}, closedEnd, closedEnd.AddDate(0, 0, 1)},
