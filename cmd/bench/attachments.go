@@ -63,8 +63,8 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 	if err := l.b.db.GetContext(ctx, &countBefore, `SELECT count(*) FROM attachments`); err != nil {
 		return nil, err
 	}
-	var seqBefore int64
-	if err := l.b.db.GetContext(ctx, &seqBefore, `SELECT COALESCE(max(seq), 0) FROM messages`); err != nil {
+	seqBefore, err := l.newestSeq(ctx)
+	if err != nil {
 		return nil, err
 	}
 	type state struct {
@@ -138,16 +138,11 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 			}
 		}
 	}
-	failedUploads, failedSends := 0, 0
-	for _, w := range ws {
-		failedUploads += w.ops["upload"].errorsOrZero()
-		failedSends += w.ops["send"].errorsOrZero()
-	}
-	checks, err := l.checkSent(ctx, msgs, seqBefore, failedSends)
+	checks, err := l.checkSent(ctx, msgs, seqBefore, failures(ws, "send"))
 	if err != nil {
 		return nil, err
 	}
-	more, err := l.checkAttachments(ctx, all, countBefore, failedUploads)
+	more, err := l.checkAttachments(ctx, all, countBefore, failures(ws, "upload"))
 	if err != nil {
 		return nil, err
 	}

@@ -426,8 +426,8 @@ func (l *load) sendOne(ctx context.Context, w *worker, out *[]sent) {
 // queued for both partners; and no message was stored without a 200 beyond the requests that
 // failed.
 func (l *load) send(ctx context.Context, name string, n int) ([]scenarioResult, error) {
-	var seqBefore int64
-	if err := l.b.db.GetContext(ctx, &seqBefore, `SELECT COALESCE(max(seq), 0) FROM messages`); err != nil {
+	seqBefore, err := l.newestSeq(ctx)
+	if err != nil {
 		return nil, err
 	}
 	perWorker := make([][]sent, n)
@@ -435,26 +435,32 @@ func (l *load) send(ctx context.Context, name string, n int) ([]scenarioResult, 
 		l.sendOne(ctx, w, &perWorker[w.id])
 		return false
 	})
-	var all []sent
-	for _, s := range perWorker {
-		all = append(all, s...)
-	}
-	failed := 0
-	for _, w := range ws {
-		failed += w.ops["send"].errorsOrZero()
-	}
-	checks, err := l.checkSent(ctx, all, seqBefore, failed)
+	checks, err := l.checkSent(ctx, slices.Concat(perWorker...), seqBefore, failures(ws, "send"))
 	if err != nil {
 		return nil, err
 	}
 	return results(name, n, ws, m, checks), nil
 }
 
-func (s *opStats) errorsOrZero() int {
-	if s == nil {
-		return 0
+// newestSeq is the sequence number of the newest stored message: what a scenario stores
+// comes after it.
+func (l *load) newestSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := l.b.db.GetContext(ctx, &seq, `SELECT COALESCE(max(seq), 0) FROM messages`)
+	return seq, err
+}
+
+// failures counts the workers' failed requests of the kinds ops (of every kind when none).
+func failures(ws []*worker, ops ...string) int {
+	n := 0
+	for _, w := range ws {
+		for op, s := range w.ops {
+			if len(ops) == 0 || slices.Contains(ops, op) {
+				n += s.errors
+			}
+		}
 	}
-	return s.errors
+	return n
 }
 
 func (l *load) checkSent(ctx context.Context, all []sent, seqBefore int64, failed int) ([]check, error) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -278,16 +279,11 @@ func (l *load) peerSends(ctx context.Context, name string, n int, send func(w *w
 		})
 		return false
 	})
-	failed, answered := 0, map[string]bool{}
-	for _, w := range ws {
-		failed += w.ops["send"].errorsOrZero()
+	answered := map[string]bool{}
+	for _, body := range slices.Concat(perWorker...) {
+		answered[body] = true
 	}
-	for _, s := range perWorker {
-		for _, body := range s {
-			answered[body] = true
-		}
-	}
-	return ws, m, answered, failed
+	return ws, m, answered, failures(ws, "send")
 }
 
 // countBodies runs query (rows of a message body and a count) and returns the counts by body.

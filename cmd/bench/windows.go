@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -125,8 +126,8 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 	if len(l.sd.windows) == 0 {
 		return nil, errors.New("no conversations seeded for it")
 	}
-	var seqBefore int64
-	if err := l.b.db.GetContext(ctx, &seqBefore, `SELECT COALESCE(max(seq), 0) FROM messages`); err != nil {
+	seqBefore, err := l.newestSeq(ctx)
+	if err != nil {
 		return nil, err
 	}
 	perWorker := make([][]sent, n)
@@ -161,17 +162,7 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 		})
 		return false
 	})
-	var all []sent
-	for _, s := range perWorker {
-		all = append(all, s...)
-	}
-	failed := 0
-	for _, w := range ws {
-		for _, s := range w.ops {
-			failed += s.errors
-		}
-	}
-	checks, err := l.checkSent(ctx, all, seqBefore, failed)
+	checks, err := l.checkSent(ctx, slices.Concat(perWorker...), seqBefore, failures(ws))
 	if err != nil {
 		return nil, err
 	}
