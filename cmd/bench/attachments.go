@@ -131,8 +131,8 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 	var all []uploaded
 	var msgs []sent
 	for _, st := range states {
-		all = append(all, st.done...)
 		for _, u := range st.done {
+			all = append(all, u)
 			if u.message != "" {
 				msgs = append(msgs, sent{id: u.message, conv: u.conv})
 			}
@@ -142,7 +142,7 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 	if err != nil {
 		return nil, err
 	}
-	more, err := l.checkAttachments(ctx, all, countBefore, failures(ws, "upload"))
+	more, err := l.checkAttachments(ctx, all, msgs, countBefore, failures(ws, "upload"))
 	if err != nil {
 		return nil, err
 	}
@@ -150,8 +150,9 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 	return out, nil
 }
 
-// checkAttachments reads back every upload answered 200 and the messages that referenced them.
-func (l *load) checkAttachments(ctx context.Context, all []uploaded, countBefore, failed int) ([]check, error) {
+// checkAttachments reads back every upload answered 200 and the messages answered 200 that
+// referenced them.
+func (l *load) checkAttachments(ctx context.Context, all []uploaded, msgs []sent, countBefore, failed int) ([]check, error) {
 	size := l.b.opt.attachmentSize
 	ids := make([]string, len(all))
 	for i, u := range all {
@@ -181,11 +182,9 @@ FROM attachments WHERE id = ANY($1::uuid[])`, pq.StringArray(ids[from:min(from+b
 			found[r.ID] = r.stored
 		}
 	}
-	var msgIDs []string
-	for _, u := range all {
-		if u.message != "" {
-			msgIDs = append(msgIDs, u.message)
-		}
+	msgIDs := make([]string, len(msgs))
+	for i, m := range msgs {
+		msgIDs[i] = m.id
 	}
 	var refs []struct {
 		ID          string         `db:"id"`

@@ -60,7 +60,6 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	today := now.Truncate(24 * time.Hour)
 	checkin, checkout := today.AddDate(0, 0, -2), today.AddDate(0, 0, 3)
-	stayEnd := messaging.StayEnd(messaging.Reservation{Checkout: checkout, Status: messaging.StatusConfirmed})
 
 	nProps, nGuests := o.concurrency/2, o.concurrency-o.concurrency/2
 	sd := &seedData{}
@@ -102,13 +101,9 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 			Property: i % nAccs % nProps, Guest: nProps + i%nGuests,
 		}
 	}
-	cols := []string{"id", "reservation_id", "accommodation_id", "property_partner_id", "property_name", "guest_partner_id", "guest_name",
-		"checkin", "checkout", "status", "stay_end", "guest_participant_id", "property_participant_id", "created_at", "updated_at"}
-	err = copyRows(ctx, db, "conversations", cols, nConvs, func(i int) []any {
+	err = copyRows(ctx, db, "conversations", conversationColumns, nConvs, func(i int) []any {
 		c := sd.convs[i]
-		return []any{c.ID, c.Reservation, c.Accommodation, sd.partners[c.Property].ID, accName(int(c.Accommodation - accBase)),
-			sd.partners[c.Guest].ID, "Ada Guest " + strconv.Itoa(i), checkin, checkout, messaging.StatusConfirmed, stayEnd,
-			uuid.New(), uuid.New(), now, now}
+		return sd.conversationRow(c, accName(int(c.Accommodation-accBase)), "Ada Guest "+strconv.Itoa(i), checkin, checkout, now)
 	})
 	if err != nil {
 		return nil, err
@@ -135,7 +130,7 @@ func seed(ctx context.Context, db *sqlx.DB, o options, logf func(string, ...any)
 	perGeneration := active * o.history
 	for from := 0; from < o.messages; from += batch {
 		to := min(from+batch, o.messages)
-		err := copyRows(ctx, db, "messages", []string{"id", "conversation_id", "sender", "content", "attachments", "created_at"}, to-from, func(j int) []any {
+		err := copyRows(ctx, db, "messages", messageColumns, to-from, func(j int) []any {
 			k := from + j
 			g, turn := k/perGeneration, k%perGeneration // generation, and turn within it
 			ci := min(g*active+turn%active, nConvs-1)
@@ -182,6 +177,23 @@ WHERE m.seq > $1 AND m.seq > (SELECT max(seq) FROM messages) - $2`
 		logf("checkpoint after seeding skipped: %v", err)
 	}
 	return sd, nil
+}
+
+// conversationColumns are the columns of conversationRow, and messageColumns those of a seeded
+// message.
+var (
+	conversationColumns = []string{"id", "reservation_id", "accommodation_id", "property_partner_id", "property_name",
+		"guest_partner_id", "guest_name", "checkin", "checkout", "status", "stay_end", "guest_participant_id",
+		"property_participant_id", "created_at", "updated_at"}
+	messageColumns = []string{"id", "conversation_id", "sender", "content", "attachments", "created_at"}
+)
+
+// conversationRow is c as a confirmed reservation from checkin to checkout, created at created,
+// with its stay end computed as the service computes it.
+func (sd *seedData) conversationRow(c benchConv, propertyName, guestName string, checkin, checkout, created time.Time) []any {
+	stayEnd := messaging.StayEnd(messaging.Reservation{Checkout: checkout, Status: messaging.StatusConfirmed})
+	return []any{c.ID, c.Reservation, c.Accommodation, sd.partners[c.Property].ID, propertyName, sd.partners[c.Guest].ID,
+		guestName, checkin, checkout, messaging.StatusConfirmed, stayEnd, uuid.New(), uuid.New(), created, created}
 }
 
 // accName is the name of the i-th seeded accommodation, which its conversations carry too.

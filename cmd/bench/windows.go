@@ -90,21 +90,16 @@ func seedWindows(ctx context.Context, db *sqlx.DB, sd *seedData, acc func(i int)
 		}
 		sd.windows = append(sd.windows, s.set)
 	}
-	cols := []string{"id", "reservation_id", "accommodation_id", "property_partner_id", "property_name", "guest_partner_id", "guest_name",
-		"checkin", "checkout", "status", "stay_end", "guest_participant_id", "property_participant_id", "created_at", "updated_at"}
-	err := copyRows(ctx, db, "conversations", cols, len(rows), func(i int) []any {
+	err := copyRows(ctx, db, "conversations", conversationColumns, len(rows), func(i int) []any {
 		r := rows[i]
-		checkout := r.stayEnd.AddDate(0, 0, -1)
-		created := r.stayEnd.AddDate(0, 0, -30)
-		return []any{r.conv.ID, r.conv.Reservation, r.conv.Accommodation, sd.partners[r.conv.Property].ID, r.name,
-			sd.partners[r.conv.Guest].ID, "Late Guest " + strconv.Itoa(i), checkout.AddDate(0, 0, -3), checkout, messaging.StatusConfirmed,
-			r.stayEnd, uuid.New(), uuid.New(), created, created}
+		checkout := r.stayEnd.AddDate(0, 0, -1) // the stay ends at the start of the day after
+		return sd.conversationRow(r.conv, r.name, "Late Guest "+strconv.Itoa(i), checkout.AddDate(0, 0, -3), checkout, r.stayEnd.AddDate(0, 0, -30))
 	})
 	if err != nil {
 		return err
 	}
 	// Messages an hour apart, alternating, the last one the guest's at lastGuest.
-	return copyRows(ctx, db, "messages", []string{"id", "conversation_id", "sender", "content", "attachments", "created_at"}, len(rows)*windowMessages, func(k int) []any {
+	return copyRows(ctx, db, "messages", messageColumns, len(rows)*windowMessages, func(k int) []any {
 		r, j := rows[k/windowMessages], k%windowMessages
 		back := windowMessages - 1 - j
 		sender := messaging.Guest
