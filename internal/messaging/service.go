@@ -31,7 +31,8 @@ type Store interface {
 	// none when keyHash is not an unrevoked key's.
 	Conversations(ctx context.Context, keyHash []byte, ref ConversationRef) ([]Conversation, error)
 	Messages(ctx context.Context, conversationID uuid.UUID) ([]Message, error)
-	// InsertMessage is a whole send in one statement. It stores m in the conversation of
+	// InsertMessage is a whole send in one statement, which concurrent sends may share (each is
+	// decided on its own and stored or not as if alone). It stores m in the conversation of
 	// caller's side that matches every part ref gives, provided caller's key is unrevoked and
 	// open allows the conversation (m.ConversationID is not used); marks m's attachments
 	// referenced; and enqueues m for the conversation's partners. With a non-nil idempotency

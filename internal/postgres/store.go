@@ -121,8 +121,11 @@ func (s sentTime) Scan(src any) error {
 // Store implements messaging.Store. The statements of the hot paths (auth, send, latest,
 // confirm, conversation) are prepared once and reused on every connection.
 type Store struct {
-	db    *sqlx.DB
-	stmts map[string]*sqlx.Stmt
+	db        *sqlx.DB
+	stmts     map[string]*sqlx.Stmt
+	sends     *sendBatcher
+	lanes     []sendLane // of sends: see sendBatcher
+	keepLanes bool       // whether lanes keep a connection each
 }
 
 // hotQueries are prepared by New.
@@ -135,6 +138,10 @@ var hotQueries = []string{
 // when it is unreachable, statements are prepared later on first use.
 func New(ctx context.Context, db *sqlx.DB) *Store {
 	s := &Store{db: db, stmts: make(map[string]*sqlx.Stmt, len(hotQueries))}
+	s.sends = newSendBatcher(sendLanes, sendBatchMax, s.insertMessages, s.insertMessage)
+	s.lanes = make([]sendLane, sendLanes)
+	maxConns := db.Stats().MaxOpenConnections // 0: no limit
+	s.keepLanes = maxConns == 0 || maxConns >= 2*sendLanes
 	for _, q := range hotQueries {
 		if st, err := db.PreparexContext(ctx, q); err == nil {
 			s.stmts[q] = st
@@ -172,11 +179,15 @@ func (p poolQueryer) QueryRowxContext(ctx context.Context, args ...any) *sqlx.Ro
 	return p.db.QueryRowxContext(ctx, p.q, args...)
 }
 
-// Close closes the prepared statements; the caller closes the pool.
+// Close closes the prepared statements and gives back the connections kept for sends; the
+// caller closes the pool. No call may be in flight.
 func (s *Store) Close() error {
 	var errs []error
 	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
+	}
+	for i := range s.lanes {
+		errs = append(errs, s.lanes[i].close())
 	}
 	return errors.Join(errs...)
 }
@@ -222,7 +233,7 @@ func translate(err error) error {
 	case errors.As(err, &pqErr) && (pqErr.Code.Class() == "08" || pqErr.Code.Class() == "57"):
 		// connection exceptions; admin shutdown, crash shutdown, cannot connect now
 		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
-	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, io.EOF),
+	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, context.DeadlineExceeded):

@@ -1,0 +1,325 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+	"github.com/guestmsg/messaging/internal/pgtest"
+)
+
+// withGuest gives the fixture's reservation R1 a guest partner and returns that partner's caller.
+func withGuest(t *testing.T, f fixture) messaging.Caller {
+	t.Helper()
+	ctx := context.Background()
+	app, err := f.svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Guest, Name: "App"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := f.svc.CreateKey(ctx, app.AffiliateID, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest, err := f.svc.Authenticate(ctx, secret, app.AffiliateID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.conv.Reservation
+	r.GuestPartnerID = app.AffiliateID
+	if _, err := f.svc.PutReservation(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	return guest
+}
+
+// TestInsertMessagesDecidesEachSendAlone stores many sends in one statement: each is stored,
+// or not, exactly as it would be alone, and one send's refusal stores nothing of it and costs
+// the others nothing.
+func TestInsertMessagesDecidesEachSendAlone(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	store := New(ctx, db)
+	f := newFixture(t, store)
+	guest := withGuest(t, f)
+	attachment := messaging.Attachment{ID: uuid.New(), ConversationID: f.conv.ID, UploaderID: f.caller.AffiliateID,
+		FileName: "a.png", FileType: "image/png", Size: 3, CreatedAt: f.now}
+	if err := store.InsertAttachment(ctx, attachment, []byte("AAAA")); err != nil {
+		t.Fatal(err)
+	}
+	earlier := messaging.IdempotencyRecord{PartnerID: f.caller.AffiliateID, Key: "earlier", RequestHash: []byte{1},
+		MessageID: uuid.Must(uuid.NewV7()), CreatedAt: f.now}
+	if stored, err := store.InsertMessage(ctx, f.caller, messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"},
+		messaging.DefaultWindows.SendOpenAt(messaging.Property, f.now), messaging.Message{ID: earlier.MessageID,
+			Sender: messaging.Property, Content: "earlier", CreatedAt: f.now}, &earlier); !stored || err != nil {
+		t.Fatalf("InsertMessage(earlier) = %t, %v; want true, nil", stored, err)
+	}
+
+	byID := messaging.ConversationRef{AccommodationID: 7, ConversationID: f.conv.ID}
+	byReservation := messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"}
+	later := f.now.AddDate(0, 1, 0) // the stay ended four weeks before: only the guest may send
+	newSend := func(caller messaging.Caller, ref messaging.ConversationRef, at time.Time, key string, attachments ...uuid.UUID) send {
+		m := messaging.Message{ID: uuid.Must(uuid.NewV7()), Sender: caller.Kind, Content: fmt.Sprint("by ", caller.Kind, " at ", at),
+			Attachments: attachments, CreatedAt: at}
+		x := send{caller: caller, ref: ref, open: messaging.DefaultWindows.SendOpenAt(caller.Kind, at), m: m}
+		if key != "" {
+			x.idem = &messaging.IdempotencyRecord{PartnerID: caller.AffiliateID, Key: key, RequestHash: []byte{2},
+				MessageID: m.ID, CreatedAt: at}
+		}
+		return x
+	}
+	tests := []struct {
+		name string
+		send send
+		want bool
+	}{
+		{"property by conversation", newSend(f.caller, byID, f.now, ""), true},
+		{"guest by reservation", newSend(guest, byReservation, f.now, ""), true},
+		{"property after its window", newSend(f.caller, byID, later, ""), false},
+		{"guest after the property's window", newSend(guest, byID, later, ""), true},
+		{"another accommodation", newSend(f.caller, messaging.ConversationRef{AccommodationID: 8, ReservationID: "R1"}, f.now, ""), false},
+		{"conversation and reservation disagree", newSend(f.caller, messaging.ConversationRef{AccommodationID: 7,
+			ConversationID: uuid.New(), ReservationID: "R1"}, f.now, ""), false},
+		{"key used before", newSend(f.caller, byID, f.now, "earlier"), false},
+		{"new key", newSend(f.caller, byID, f.now, "once"), true},
+		{"key of the guest's", newSend(guest, byID, f.now, "once"), true},
+		{"with an attachment", newSend(f.caller, byID, f.now, "", attachment.ID), true},
+	}
+	sends := make([]send, len(tests))
+	for i, tt := range tests {
+		sends[i] = tt.send
+	}
+	twice := newSend(f.caller, byID, f.now, "twice")
+	again := newSend(f.caller, byID, f.now, "twice")
+	sends = append(sends, twice, again)
+
+	stored, err := store.insertMessages(ctx, 0, sends)
+	if err != nil || len(stored) != len(sends) {
+		t.Fatalf("insertMessages = %v, %v; want %d outcomes", stored, err, len(sends))
+	}
+	for i, tt := range tests {
+		if stored[i] != tt.want {
+			t.Errorf("%s: stored = %t, want %t", tt.name, stored[i], tt.want)
+		}
+	}
+	if n := len(stored); stored[n-2] == stored[n-1] {
+		t.Errorf("two sends with one key: stored %t and %t, want exactly one", stored[n-2], stored[n-1])
+	}
+
+	var keyNames uuid.UUID
+	if err := db.Get(&keyNames, `SELECT message_id FROM idempotency_keys WHERE partner_id = $1 AND key = 'twice'`, f.caller.AffiliateID); err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range sends {
+		var messages, queued int
+		err := db.QueryRow(`SELECT (SELECT count(*) FROM messages WHERE id = $1 AND content = $2 AND conversation_id = $3),
+		                           (SELECT count(*) FROM deliveries WHERE message_id = $1 AND partner_id IN ($4, $5))`,
+			x.m.ID, x.m.Content, f.conv.ID, f.caller.AffiliateID, guest.AffiliateID).Scan(&messages, &queued)
+		want := map[bool][2]int{true: {1, 2}, false: {0, 0}}[stored[i]]
+		if err != nil || messages != want[0] || queued != want[1] {
+			t.Errorf("send %d (stored %t): %d messages, %d queue entries, %v; want %v", i, stored[i], messages, queued, err, want)
+		}
+		if x.idem != nil && x.idem.Key == "twice" && stored[i] != (keyNames == x.m.ID) {
+			t.Errorf("send %d (stored %t): the key record names %v, want it to name the stored message", i, stored[i], keyNames)
+		}
+	}
+	var referencedAt time.Time
+	if err := db.Get(&referencedAt, `SELECT referenced_at FROM attachments WHERE id = $1`, attachment.ID); err != nil || !referencedAt.Equal(f.now) {
+		t.Errorf("attachment referenced at %v, %v; want %v", referencedAt, err, f.now)
+	}
+}
+
+// TestConcurrentSendsShareStatements sends from many clients at once through a store that
+// stores one batch at a time, with half of the sends repeated under the same Idempotency-Key:
+// each send is stored exactly once, queued for both partners, and answered with its own id,
+// a repeat with the first's.
+func TestConcurrentSendsShareStatements(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	store := New(ctx, db)
+	f := newFixture(t, store)
+	guest := withGuest(t, f)
+
+	var mu sync.Mutex
+	var sizes []int
+	var first sync.Once
+	store.sends = newSendBatcher(1, sendBatchMax, func(ctx context.Context, lane int, sends []send) ([]bool, error) {
+		mu.Lock()
+		sizes = append(sizes, len(sends))
+		mu.Unlock()
+		return store.insertMessages(ctx, lane, sends)
+	}, func(ctx context.Context, lane int, x send) (bool, error) {
+		first.Do(func() { waitForWaiting(t, store.sends, 10) }) // so that a batch of many forms
+		return store.insertMessage(ctx, lane, x)
+	})
+
+	const clients, sendsEach = 24, 5
+	ids := make([][]uuid.UUID, clients)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			caller := map[bool]messaging.Caller{true: f.caller, false: guest}[c%2 == 0]
+			for i := range sendsEach {
+				in := messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"},
+					Content: fmt.Sprint("message ", i)}
+				if c < clients/2 { // clients c and c+2 repeat each other, as the same partner
+					in.IdempotencyKey = fmt.Sprint("key ", c/4, " ", c%2, " ", i)
+				} else {
+					in.Content = fmt.Sprint("client ", c, " message ", i)
+				}
+				id, err := f.svc.Send(ctx, caller, in)
+				if err != nil {
+					t.Errorf("client %d: Send(%+v) = %v", c, in, err)
+					return
+				}
+				ids[c] = append(ids[c], id)
+			}
+		}()
+	}
+	wg.Wait()
+
+	unique := make(map[uuid.UUID]bool)
+	for c := range clients {
+		for i, id := range ids[c] {
+			unique[id] = true
+			if c < clients/2 && c%4 < 2 && id != ids[c+2][i] {
+				t.Errorf("clients %d and %d, send %d with the same key: ids %v and %v, want one", c, c+2, i, id, ids[c+2][i])
+			}
+		}
+	}
+	if want := clients*sendsEach - clients/2*sendsEach/2; len(unique) != want {
+		t.Errorf("%d different ids answered, want %d", len(unique), want)
+	}
+	var messages, queued, stored int
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM deliveries),
+	                              (SELECT count(*) FROM messages WHERE id = ANY($1::uuid[]))`,
+		uuidArray(slices.Collect(maps.Keys(unique)))).Scan(&messages, &queued, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if messages != len(unique) || stored != len(unique) || queued != 2*len(unique) {
+		t.Errorf("%d messages (%d of them answered), %d queue entries; want %d, %[4]d, %d", messages, stored, queued, len(unique), 2*len(unique))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) == 0 || slices.Max(sizes) < 10 {
+		t.Errorf("batches of %v sends, want one of 10 or more", sizes)
+	}
+}
+
+// waitForWaiting waits until n sends wait in b.
+func waitForWaiting(t *testing.T, b *sendBatcher, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b.mu.Lock()
+		waiting := len(b.waiting)
+		b.mu.Unlock()
+		if waiting >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Errorf("fewer than %d sends waited", n)
+}
+
+// TestFailedBatchStoresEachSendAlone: a batch runs until the earliest deadline of its sends;
+// when its statement fails, each of its sends is stored alone under its own context, and
+// tells its own outcome. A send whose context ends while it waits leaves without being stored.
+func TestFailedBatchStoresEachSendAlone(t *testing.T) {
+	var mu sync.Mutex
+	var alone []string
+	var batchDeadline time.Time
+	var lanesAlone int // calls on the pool
+	release := make(chan struct{})
+	b := newSendBatcher(1, 8, func(ctx context.Context, _ int, sends []send) ([]bool, error) {
+		batchDeadline, _ = ctx.Deadline()
+		return nil, errors.New("deadlock detected")
+	}, func(ctx context.Context, lane int, x send) (bool, error) {
+		if x.m.Content == "first" {
+			<-release
+			return true, nil
+		}
+		mu.Lock()
+		alone = append(alone, x.m.Content)
+		if lane < 0 {
+			lanesAlone++
+		}
+		mu.Unlock()
+		return x.m.Content == "stored", nil
+	})
+	outcome := func(ctx context.Context, content string) chan string {
+		out := make(chan string, 1)
+		go func() {
+			stored, err := b.do(ctx, send{m: messaging.Message{Content: content}})
+			out <- fmt.Sprint(stored, " ", err)
+		}()
+		return out
+	}
+	first := outcome(context.Background(), "first")
+	waitForRunning(t, b)
+	soon := time.Now().Add(time.Hour)
+	deadlines := map[string]time.Time{"stored": soon.Add(time.Minute), "refused": soon, "gone": soon.Add(-time.Minute)}
+	got := make(map[string]chan string)
+	var cancelGone context.CancelFunc
+	for _, content := range []string{"stored", "refused", "gone"} {
+		ctx, cancel := context.WithDeadline(context.Background(), deadlines[content])
+		defer cancel()
+		if content == "gone" {
+			cancelGone = cancel
+		}
+		got[content] = outcome(ctx, content)
+		waitForWaiting(t, b, len(got))
+	}
+	cancelGone()
+	if o := <-got["gone"]; o != "false context canceled" {
+		t.Errorf("send gone while waiting = %s, want false context canceled", o)
+	}
+	close(release)
+	if o := <-first; o != "true <nil>" {
+		t.Errorf("first send = %s, want true <nil>", o)
+	}
+	for content, want := range map[string]string{"stored": "true <nil>", "refused": "false <nil>"} {
+		if o := <-got[content]; o != want {
+			t.Errorf("send %q = %s, want %s", content, o, want)
+		}
+	}
+	if !batchDeadline.Equal(soon) {
+		t.Errorf("the batch's deadline = %v, want the earliest of its sends', %v", batchDeadline, soon)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(alone)
+	if !slices.Equal(alone, []string{"refused", "stored"}) {
+		t.Errorf("stored alone: %v, want each of the failed batch's sends", alone)
+	}
+	if lanesAlone != 2 {
+		t.Errorf("%d sends stored alone on the pool, want the failed batch's 2", lanesAlone)
+	}
+	if len(b.free) != 1 || len(b.waiting) != 0 {
+		t.Errorf("afterwards %d lanes free, %d sends waiting; want 1 and none", len(b.free), len(b.waiting))
+	}
+}
+
+func waitForRunning(t *testing.T, b *sendBatcher) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b.mu.Lock()
+		free := len(b.free)
+		b.mu.Unlock()
+		if free == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Errorf("no batch started")
+}
