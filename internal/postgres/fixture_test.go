@@ -26,24 +26,34 @@ func newFixture(t *testing.T, store *Store) fixture {
 	ctx := context.Background()
 	f := fixture{now: time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)}
 	f.svc = messaging.NewService(store, messaging.DefaultWindows, func() time.Time { return f.now })
-	owner, err := f.svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Property, Name: "PMS"})
-	if err != nil {
+	f.caller = newCaller(t, f.svc, messaging.Property, "PMS")
+	if _, err := f.svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7, PartnerID: f.caller.AffiliateID}); err != nil {
 		t.Fatal(err)
 	}
-	_, secret, err := f.svc.CreateKey(ctx, owner.AffiliateID, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.caller, err = f.svc.Authenticate(ctx, secret, owner.AffiliateID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7, PartnerID: owner.AffiliateID}); err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	f.conv, err = f.svc.PutReservation(ctx, messaging.Reservation{ID: "R1", AccommodationID: 7,
 		Checkin: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Checkout: time.Date(2026, 7, 5, 0, 0, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// newCaller creates a partner of kind with a key, and returns it authenticated by that key.
+func newCaller(t *testing.T, svc *messaging.Service, kind messaging.Side, name string) messaging.Caller {
+	t.Helper()
+	ctx := context.Background()
+	p, err := svc.CreatePartner(ctx, messaging.Partner{Kind: kind, Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := svc.CreateKey(ctx, p.AffiliateID, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := svc.Authenticate(ctx, secret, p.AffiliateID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caller
 }

@@ -164,11 +164,11 @@ func (s *Store) insertMessages(ctx context.Context, lane int, sends []send) ([]b
 
 // sendLane is a connection of the pool kept for batches of sends, with insertMessageSQL prepared
 // on it; it is taken on first use and again after an error that may have broken it. Only the
-// batch that holds the lane (sendBatcher) uses it. Lanes keep connections only when the pool
-// has at least twice as many (Store.keepLanes): kept, they would otherwise starve the rest. A batch on a kept connection does not queue
+// batch that holds the lane (sendBatcher) uses it. A batch on a kept connection does not queue
 // for one: when every connection of the pool is busy, a batch that had to would make each of
 // its sends wait twice, for the batch before and for its own (measured: sends took twice as
-// long in the mixed load as without batches).
+// long in the mixed load as without batches). Lanes keep connections only when the pool has
+// at least twice as many (Store.keepLanes): kept, they would otherwise starve the rest.
 type sendLane struct {
 	conn *sqlx.Conn
 	stmt *sqlx.Stmt
@@ -264,7 +264,8 @@ type sendBatcher struct {
 	waiting []*waitingSend
 }
 
-func newSendBatcher(lanes, max int, insert func(context.Context, int, []send) ([]bool, error), insertAlone func(context.Context, int, send) (bool, error)) *sendBatcher {
+func newSendBatcher(lanes, max int, insert func(context.Context, int, []send) ([]bool, error),
+	insertAlone func(context.Context, int, send) (bool, error)) *sendBatcher {
 	b := &sendBatcher{insert: insert, insertAlone: insertAlone, max: max}
 	for lane := range lanes {
 		b.free = append(b.free, lane)

@@ -19,22 +19,10 @@ import (
 // withGuest gives the fixture's reservation R1 a guest partner and returns that partner's caller.
 func withGuest(t *testing.T, f fixture) messaging.Caller {
 	t.Helper()
-	ctx := context.Background()
-	app, err := f.svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Guest, Name: "App"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := f.svc.CreateKey(ctx, app.AffiliateID, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	guest, err := f.svc.Authenticate(ctx, secret, app.AffiliateID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	guest := newCaller(t, f.svc, messaging.Guest, "App")
 	r := f.conv.Reservation
-	r.GuestPartnerID = app.AffiliateID
-	if _, err := f.svc.PutReservation(ctx, r); err != nil {
+	r.GuestPartnerID = guest.AffiliateID
+	if _, err := f.svc.PutReservation(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
 	return guest
