@@ -19,20 +19,23 @@ import (
 // each send's conversation: of accommodation $1, matching the conversation id $2 and the
 // reservation $3 wherever they are given (uuid.Nil and the empty string are "not given"), on
 // which partner $6 acts for side $5, whose key $4 is unrevoked, and that is open for that side
-// (messaging.SendOpen.Allows, with $7, $8, $9, where 'infinity' is "never"; the guest's messages
-// are looked at only once the stay-based window has passed). It is found by primary key: the
-// conversation id when given, else the one the reservation's unique index names (the subquery
-// runs only then). Written as "c.id = $2 OR c.reservation_id = $3", the lookup was a bitmap OR
-// of both indexes, and the statement's first part cost PostgreSQL a sixth more (pgbench), a send
-// 13% more (bench). Then it stores the messages, marks their attachments ($11, each element an
-// array literal) referenced (so the orphan purge leaves them alone) and enqueues each message
-// for both partners of its conversation. It writes nothing to the conversation row, which every
-// concurrent send to the conversation locks for its foreign key. With an Idempotency-Key ($14,
-// $15; empty without one) it stores the key record first, and when the partner has the key already
-// it stores nothing for that send; a concurrent request with the same key waits on the key's
-// unique index until the first commits. Two sends of one statement with the same key store one
-// record, and only the send whose message id the record names is stored. It returns the ids of
-// the messages it stored.
+// (messaging.SendOpen.Allows, with $7, $8, $9, where 'infinity' is "never"; the guest's
+// messages are looked at only once the stay-based window has passed). It is found by primary
+// key: the conversation id when given, else the one the reservation's unique index names (the
+// subquery runs only then). Written as "c.id = $2 OR c.reservation_id = $3", the lookup was a
+// bitmap OR of both indexes, and the statement's first part cost PostgreSQL a sixth more
+// (pgbench), a send 13% more (bench). Then it stores the messages, marks their attachments
+// ($11, each element an array literal) referenced (so the orphan purge leaves them alone; each
+// message's attachment ids are unnested and probed by primary key: joined by
+// "a.id = ANY(m.attachments)", the update was planned as a hash join over every unreferenced
+// upload) and enqueues each message for both partners of its conversation. It writes nothing
+// to the conversation row, which every concurrent send to the conversation locks for its
+// foreign key.
+// With an Idempotency-Key ($14, $15; empty without one) it stores the key record first, and
+// when the partner has the key already it stores nothing for that send; a concurrent request
+// with the same key waits on the key's unique index until the first commits. Two sends of one
+// statement with the same key store one record, and only the send whose message id the record
+// names is stored. It returns the ids of the messages it stored.
 const insertMessageSQL = `
 WITH r AS (
     SELECT *
