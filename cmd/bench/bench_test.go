@@ -111,6 +111,7 @@ func TestParseOptions(t *testing.T) {
 	for _, args := range [][]string{
 		{"-messages", "10000001"},
 		{"-scenarios", "send,nope"},
+		{"-scenarios", "drain,latest"},                                // latest reads full pages, which the drain leaves none of
 		{"-url", "http://127.0.0.1:8080"},                             // needs -dsn
 		{"-url", "http://example.com:8080", "-dsn", "postgres://x/y"}, // not loopback
 		{"-c", "1"},

@@ -120,6 +120,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		if !contains(allScenarios, s) {
 			errs = append(errs, fmt.Errorf("-scenarios: unknown %q (known: %s)", s, strings.Join(allScenarios, ", ")))
 		}
+		if s == "latest" && contains(o.scenarios, "drain") {
+			errs = append(errs, errors.New("-scenarios: latest after drain: the drain empties the queues that latest reads full pages of"))
+		}
 		o.scenarios = append(o.scenarios, s)
 	}
 	for _, p := range strings.Split(*peer, ",") {
