@@ -106,8 +106,8 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 		req := api.SendRequest{Accommodation: acc, Conversation: conv.ID.String(), Attachments: []string{u.id},
 			Content: "Here is the photo of the parking entrance (bench " + strconv.Itoa(w.id) + "-" + strconv.Itoa(k) + ")"}
 		sendErr := w.do("send", func() error {
-			d, err := l.clients[caller].Send(ctx, req, "")
-			u.message = d.Message
+			var err error
+			u.message, err = w.send(ctx, l.clients[caller], req)
 			return err
 		})
 		st.done = append(st.done, u)

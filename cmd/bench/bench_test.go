@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/messaging"
 )
 
@@ -27,6 +29,17 @@ func TestValuesOf(t *testing.T) {
 	}
 	if got := valuesOf([]byte(`{"message_id":"short"}`), `"message_id":"`, 36); len(got) != 0 {
 		t.Errorf("valuesOf on a truncated value = %v, want none", got)
+	}
+}
+
+func TestSentID(t *testing.T) {
+	id := "0196a2f4-1111-7000-8000-000000000001"
+	body, _ := json.Marshal(api.Response[api.SendData]{RequestID: "r", Data: api.SendData{Message: id}})
+	if got, err := sentID(body); got != id || err != nil {
+		t.Errorf("sentID(%s) = %q, %v; want %q", body, got, err, id)
+	}
+	if got, err := sentID([]byte(`{"request_id":"r","data":{"conversation":"` + id + `"}}`)); err == nil {
+		t.Errorf("sentID of an answer without a message = %q, want an error", got)
 	}
 }
 

@@ -137,10 +137,10 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 		req := api.SendRequest{Accommodation: strconv.FormatInt(conv.Accommodation, 10), Conversation: conv.ID.String(),
 			Content: "Late question (bench " + strconv.Itoa(w.id) + "-" + strconv.Itoa(len(perWorker[w.id])) + ")"}
 		_ = w.do(set.name, func() error {
-			d, err := l.clients[caller].Send(ctx, req, "")
+			id, err := w.send(ctx, l.clients[caller], req)
 			if set.status == http.StatusOK {
 				if err == nil {
-					perWorker[w.id] = append(perWorker[w.id], sent{id: d.Message, conv: conv.ID})
+					perWorker[w.id] = append(perWorker[w.id], sent{id: id, conv: conv.ID})
 				}
 				return err
 			}
@@ -151,7 +151,7 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 				return nil
 			case err == nil:
 				storedClosed[w.id]++
-				return fmt.Errorf("send into a closed window answered 200 (message %s)", d.Message)
+				return fmt.Errorf("send into a closed window answered 200 (message %s)", id)
 			}
 			return err
 		})
