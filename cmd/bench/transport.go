@@ -19,7 +19,7 @@ import (
 // besides is not needed here: no TLS, proxies, compression or HTTP/2. It serves the service
 // and the peers' HTTP APIs alike, so that the comparison with them stays fair.
 //
-// A request is bounded by its context's deadline, or requestTimeout when it has none, as a
+// A request is bounded by requestTimeout, or its context's deadline when that is sooner, as a
 // connection deadline; a context cancelled without a deadline does not interrupt it. A
 // connection is reused only after its answer was read to the end and did not ask to close,
 // and only within idleReuse of its last answer, well inside the server's idle timeout: an idle
@@ -59,9 +59,9 @@ func (t *loopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	deadline, ok := req.Context().Deadline()
-	if !ok {
-		deadline = time.Now().Add(requestTimeout)
+	deadline := time.Now().Add(requestTimeout)
+	if d, ok := req.Context().Deadline(); ok && d.Before(deadline) {
+		deadline = d
 	}
 	resp, err := c.roundTrip(req, deadline)
 	if err != nil {
