@@ -62,37 +62,9 @@ func (b *bench) cleanup() {
 }
 
 func (b *bench) run(ctx context.Context) error {
-	var err error
-	if b.tmp, err = os.MkdirTemp("", "msgbench-"); err != nil {
-		return err
-	}
-	// The cluster inside may run as another user (postgres, when the bench runs as root).
-	if err := os.Chmod(b.tmp, 0o711); err != nil {
-		return err
-	}
-	b.cleanups = append(b.cleanups, func() {
-		if !b.opt.keep {
-			os.RemoveAll(b.tmp)
-		}
-	})
-	if err := b.setupDatabase(ctx); err != nil {
-		return err
-	}
-	seedStart := time.Now()
-	sd, err := seed(ctx, b.db, b.opt, b.logf)
+	sd, rep, err := b.prepare(ctx)
 	if err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	seedTime := time.Since(seedStart)
-	b.logf("seeded %d messages (%d pending for both partners) in %s", b.opt.messages, sd.pendingMessages, seedTime.Round(100*time.Millisecond))
-	if err := b.startServer(ctx); err != nil {
 		return err
-	}
-	rep := &report{
-		Machine:  machineInfo(),
-		Options:  reportOptions(b.opt),
-		Seed:     seedReport{Messages: b.opt.messages, Conversations: len(sd.convs), Partners: len(sd.partners), PendingDeliveries: sd.pendingDeliveries, Seconds: seedTime.Seconds()},
-		Database: b.dbVersion(ctx),
 	}
 	lg := newLoad(b, sd)
 	var peers []peer
@@ -103,44 +75,115 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		peers = append(peers, p)
 	}
-	if b.opt.warmup > 0 {
-		n, firstErr := lg.warmUp(ctx)
-		b.logf("warm-up: %d reads in %s, not measured", n, b.opt.warmup)
-		if firstErr != "" {
-			b.logf("warm-up: first error: %s", firstErr)
-		}
-		for _, p := range peers {
-			if err := lg.peerWarmUp(ctx, p); err != nil {
-				return err
-			}
-		}
+	if err := b.warmUp(ctx, lg, peers); err != nil {
+		return err
 	}
 	for _, name := range b.opt.scenarios {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		b.logf("scenario %s", name)
-		res, err := lg.scenario(ctx, name)
+		res, err := b.scenario(ctx, lg, peers, "", name)
 		if err != nil {
-			return fmt.Errorf("scenario %s: %w", name, err)
-		}
-		for _, p := range peers {
-			if !contains(peerScenarios, name) {
-				break
-			}
-			pname := p.xmpp().name + "/" + name
-			b.logf("scenario %s", pname)
-			peerRes, err := lg.peerScenario(ctx, p, name)
-			if err != nil {
-				return fmt.Errorf("scenario %s: %w", pname, err)
-			}
-			res = append(res, peerRes...)
+			return err
 		}
 		rep.Scenarios = append(rep.Scenarios, res...)
-		for _, r := range res {
-			b.logf("  %s: %.0f req/s p50 %.2f ms p99 %.2f ms errors %d", r.Name, r.RPS, r.P50ms, r.P99ms, r.Errors)
+	}
+	rep.ServerPeakRSSMB = lg.peakRSSMB()
+	if b.opt.baseline != "" {
+		if err := rep.compare(b.opt.baseline); err != nil {
+			return err
 		}
 	}
+	return b.finish(ctx, rep)
+}
+
+// prepare makes the run's temporary directory, creates and seeds the database, starts the
+// service, and returns the seed and the report that the measurements go into.
+func (b *bench) prepare(ctx context.Context) (*seedData, *report, error) {
+	var err error
+	if b.tmp, err = os.MkdirTemp("", "msgbench-"); err != nil {
+		return nil, nil, err
+	}
+	// The cluster inside may run as another user (postgres, when the bench runs as root).
+	if err := os.Chmod(b.tmp, 0o711); err != nil {
+		return nil, nil, err
+	}
+	b.cleanups = append(b.cleanups, func() {
+		if !b.opt.keep {
+			os.RemoveAll(b.tmp)
+		}
+	})
+	if err := b.setupDatabase(ctx); err != nil {
+		return nil, nil, err
+	}
+	seedStart := time.Now()
+	sd, err := seed(ctx, b.db, b.opt, b.logf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("seed: %w", err)
+	}
+	seedTime := time.Since(seedStart)
+	b.logf("seeded %d messages (%d pending for both partners) in %s", b.opt.messages, sd.pendingMessages, seedTime.Round(100*time.Millisecond))
+	if err := b.startServer(ctx); err != nil {
+		return nil, nil, err
+	}
+	rep := &report{
+		Machine:  machineInfo(),
+		Options:  reportOptions(b.opt),
+		Seed:     seedReport{Messages: b.opt.messages, Conversations: len(sd.convs), Partners: len(sd.partners), PendingDeliveries: sd.pendingDeliveries, Seconds: seedTime.Seconds()},
+		Database: b.dbVersion(ctx),
+	}
+	return sd, rep, nil
+}
+
+// warmUp runs -warmup's unmeasured reads against the service, and against each peer.
+func (b *bench) warmUp(ctx context.Context, lg *load, peers []peer) error {
+	if b.opt.warmup <= 0 {
+		return nil
+	}
+	n, firstErr := lg.warmUp(ctx)
+	b.logf("warm-up: %d reads in %s, not measured", n, b.opt.warmup)
+	if firstErr != "" {
+		b.logf("warm-up: first error: %s", firstErr)
+	}
+	for _, p := range peers {
+		if err := lg.peerWarmUp(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scenario runs one scenario, followed by the peers' counterpart, and returns its rows with
+// prefix before each name.
+func (b *bench) scenario(ctx context.Context, lg *load, peers []peer, prefix, name string) ([]scenarioResult, error) {
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	b.logf("scenario %s%s", prefix, name)
+	res, err := lg.scenario(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s%s: %w", prefix, name, err)
+	}
+	for _, p := range peers {
+		if !contains(peerScenarios, name) {
+			break
+		}
+		pname := p.xmpp().name + "/" + name
+		b.logf("scenario %s", pname)
+		peerRes, err := lg.peerScenario(ctx, p, name)
+		if err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", pname, err)
+		}
+		res = append(res, peerRes...)
+	}
+	for i := range res {
+		res[i].Name = prefix + res[i].Name
+		r := res[i]
+		b.logf("  %s: %.0f req/s p50 %.2f ms p99 %.2f ms errors %d", r.Name, r.RPS, r.P50ms, r.P99ms, r.Errors)
+	}
+	return res, nil
+}
+
+// finish measures the pgbench reference, sets the ratios, prints the report and writes its
+// JSON, and fails when a correctness check did.
+func (b *bench) finish(ctx context.Context, rep *report) error {
 	if b.opt.reference {
 		concs := []int{b.opt.concurrency}
 		if contains(b.opt.scenarios, "send-low") && b.opt.lowConc != b.opt.concurrency {
@@ -154,13 +197,7 @@ func (b *bench) run(ctx context.Context) error {
 			rep.References = append(rep.References, refs...)
 		}
 	}
-	rep.ServerPeakRSSMB = lg.peakRSSMB()
 	rep.finish()
-	if b.opt.baseline != "" {
-		if err := rep.compare(b.opt.baseline); err != nil {
-			return err
-		}
-	}
 	rep.print(b.out)
 	if b.opt.jsonOut != "" {
 		if err := rep.write(b.opt.jsonOut); err != nil {
