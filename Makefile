@@ -12,10 +12,10 @@ PG_DB ?= messaging
 
 LOCALPG := bash scripts/localpg.sh
 
-.PHONY: help run test fuzz bench bench-quick bench-peer bench-purge build db-stop db-reset fmt vet
+.PHONY: help run test fuzz bench bench-quick bench-peer bench-growth bench-purge build db-stop db-reset fmt vet
 
 help: ## List the targets.
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: ## Run the service; without DATABASE_URL, on the local cluster in .data/pg (port 5433).
 	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
@@ -61,6 +61,9 @@ bench: ## Load-test the service on a throwaway cluster (about 4 minutes); see BE
 
 bench-quick: ## A smoke run of the load test: 3 seconds per scenario.
 	go run ./cmd/bench -quick $(BENCH_FLAGS)
+
+bench-growth: ## The growth check: 100,000 and 10,000,000 stored messages side by side on one cluster (about 7 minutes); see BENCHMARKS.md.
+	go run ./cmd/bench -growth 10000000 -scenarios latest,drain,send -d 10s $(BENCH_FLAGS)
 
 bench-peer: ## The load test beside ejabberd and Prosody on the same cluster (installs Debian's packages; as root); see BENCHMARKS.md.
 	@dpkg -s ejabberd erlang-p1-pgsql prosody lua-dbi-postgresql >/dev/null 2>&1 || \

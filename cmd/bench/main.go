@@ -56,7 +56,9 @@ type options struct {
 	attachmentSize int           // bytes of each file the attachments scenario uploads
 	scenarios      []string
 	jsonOut        string
-	baseline       string // earlier -json file to compare p50s with (the growth check)
+	baseline       string // earlier -json file to compare p50s with (the growth check in pairs)
+	growth         int    // side-by-side growth check: a second database of this many messages; 0: none
+	growthRounds   int    // alternating rounds of the side-by-side growth check
 	quick          bool
 	reference      bool   // run the pgbench reference
 	fastPG         bool   // throwaway cluster without fsync
@@ -92,7 +94,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.attachmentSize, "attachment-size", 100<<10, "bytes of each PNG the attachments scenario uploads (32 to 1 MiB, the service's default limit)")
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run, in this order")
 	fs.StringVar(&o.jsonOut, "json", "", "write the results as JSON to this file")
-	fs.StringVar(&o.baseline, "baseline", "", "an earlier -json file: print each p50 as a ratio to it (the growth check)")
+	fs.StringVar(&o.baseline, "baseline", "", "an earlier -json file: print each p50 as a ratio to it (the growth check in two runs; see -growth)")
+	fs.IntVar(&o.growth, "growth", 0, "side-by-side growth check: also seed a database of this many messages (up to 10,000,000) on the same cluster, with its own service, run each of -scenarios on the two back to back, in -growth-rounds rounds, and print each p50 of the large one as a ratio to the small one's (0: off)")
+	fs.IntVar(&o.growthRounds, "growth-rounds", 3, "rounds of the side-by-side growth check (-growth)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 3 s per scenario")
 	fs.BoolVar(&o.reference, "reference", true, "measure the pgbench reference")
 	fs.BoolVar(&o.fastPG, "fast-pg", false, "throwaway cluster with fsync and synchronous_commit off")
@@ -165,6 +169,16 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if o.drainPollers < 1 || o.drainPollers > o.concurrency {
 		errs = append(errs, errors.New("-drain-pollers: want 1 to -c"))
 	}
+	if o.growth != 0 {
+		switch {
+		case o.growth <= o.messages || o.growth > 10_000_000:
+			errs = append(errs, errors.New("-growth: want more than -messages and at most 10,000,000"))
+		case o.growthRounds < 1 || o.growthRounds > 20:
+			errs = append(errs, errors.New("-growth-rounds: want 1 to 20"))
+		case o.url != "" || o.baseline != "" || len(o.peers) > 0:
+			errs = append(errs, errors.New("-growth starts its own two services: not with -url, -baseline or -peer"))
+		}
+	}
 	if o.url != "" {
 		if o.dsn == "" {
 			errs = append(errs, errors.New("-url needs -dsn (or DATABASE_URL): the database of that service, to seed and check"))
@@ -193,5 +207,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	b := &bench{opt: o, out: stdout, log: stderr, started: time.Now()}
 	defer b.cleanup()
+	if o.growth > 0 {
+		return b.runGrowth(ctx)
+	}
 	return b.run(ctx)
 }

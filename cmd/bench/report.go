@@ -22,6 +22,7 @@ type report struct {
 	References      []reference       `json:"references"`
 	ServerPeakRSSMB float64           `json:"server_peak_rss_mb"`
 	Baseline        string            `json:"baseline,omitempty"`
+	Growth          *growthReport     `json:"growth,omitempty"`
 }
 
 type machine struct {
@@ -105,6 +106,7 @@ func reportOptions(o options) map[string]string {
 		"warmup":        o.warmup.String(),
 		"drain_pollers": fmt.Sprint(o.drainPollers), "db_max_conns": fmt.Sprint(o.dbMaxConns),
 		"gogc": o.gogc, "gomaxprocs": o.gomaxprocs, "gomemlimit": o.gomemlimit, "fast_pg": fmt.Sprint(o.fastPG), "url": o.url, "peer": strings.Join(o.peers, ","),
+		"growth": fmt.Sprint(o.growth), "growth_rounds": fmt.Sprint(o.growthRounds),
 	}
 }
 
@@ -205,6 +207,9 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nserver peak RSS over the run: %.0f MB\n", r.ServerPeakRSSMB)
 	if r.Baseline != "" {
 		fmt.Fprintf(w, "p50 vs base: this run's p50 divided by the same row's in %s\n", r.Baseline)
+	}
+	if r.Growth != nil {
+		r.Growth.print(w)
 	}
 	for _, p := range r.Scenarios {
 		peer, name, ok := strings.Cut(p.Name, "/")
