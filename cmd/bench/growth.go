@@ -11,14 +11,14 @@ import (
 )
 
 // growthReport is the side-by-side growth check (-growth): the same scenarios on a small and a
-// large database of one cluster, in alternating rounds, each p50 of the large one divided by
-// the small one's of the same round. Two runs one after the other would also compare two
+// large database of one cluster, each run on the two back to back, each p50 of the large one
+// divided by the small one's of the same round. Two runs one after the other would also compare two
 // stretches of the shared machine's time, whose speed drifts by more than the target allows.
 type growthReport struct {
 	SmallMessages int                `json:"small_messages"` // seeded at the start
 	LargeMessages int                `json:"large_messages"`
 	LargeSeedSecs float64            `json:"large_seed_seconds"`
-	Rows          []string           `json:"rows"` // the rows measured on both, in the order of the scenarios
+	Rows          []string           `json:"rows"` // the rows with a ratio in some round, in the order of the scenarios
 	Rounds        []growthRound      `json:"rounds"`
 	MedianRatio   map[string]float64 `json:"median_p50_ratio"` // over the rounds, by row
 }
@@ -48,7 +48,7 @@ type growthSide struct {
 // goes first from one scenario to the next (small first at the start of odd rounds, large at
 // the start of even ones), so that neither is always measured in the later, or the earlier,
 // seconds. Before every round but the first, each database is seeded again with -messages
-// messages and their queue entries for 64 new partners, because the drain of the round before
+// messages and their queue entries for new partners, because the drain of the round before
 // emptied the queues that latest pages are read from. Both therefore grow by the same amount
 // (and by what the sends store), and the report gives each side's stored messages per round.
 func (b *bench) runGrowth(ctx context.Context) error {
@@ -70,6 +70,7 @@ func (b *bench) runGrowth(ctx context.Context) error {
 	g := &growthReport{SmallMessages: b.opt.messages, LargeMessages: lo.messages, LargeSeedSecs: lrep.Seed.Seconds, MedianRatio: map[string]float64{}}
 	small, big := &growthSide{name: "small", b: b, sd: sd}, &growthSide{name: "large", b: large, sd: lsd}
 	var peakRSS float64
+	var rows []string // the small side's rows, in order: the same in every round
 	for r := 1; r <= b.opt.growthRounds; r++ {
 		round := growthRound{Round: r, First: "small"}
 		order := []*growthSide{small, big}
@@ -97,7 +98,6 @@ func (b *bench) runGrowth(ctx context.Context) error {
 				return err
 			}
 		}
-		var rows []string
 		for _, name := range b.opt.scenarios {
 			for _, s := range order {
 				prefix := fmt.Sprintf("%s%d/", s.name, r)
@@ -106,7 +106,7 @@ func (b *bench) runGrowth(ctx context.Context) error {
 					return err
 				}
 				rep.Scenarios = append(rep.Scenarios, res...)
-				if got := p50s(res, prefix, s.p50); s == small {
+				if got := p50s(res, prefix, s.p50); s == small && r == 1 {
 					rows = append(rows, got...)
 				}
 			}
@@ -117,18 +117,17 @@ func (b *bench) runGrowth(ctx context.Context) error {
 		}
 		round.P50Ratio = ratios(small, big)
 		g.Rounds = append(g.Rounds, round)
-		if r == 1 {
-			g.Rows = slices.DeleteFunc(rows, func(row string) bool { _, ok := round.P50Ratio[row]; return !ok })
-		}
 	}
-	for _, row := range g.Rows {
+	for _, row := range rows {
 		var rs []float64
 		for _, round := range g.Rounds {
 			if v, ok := round.P50Ratio[row]; ok {
 				rs = append(rs, v)
 			}
 		}
-		g.MedianRatio[row] = median(rs)
+		if len(rs) > 0 {
+			g.Rows, g.MedianRatio[row] = append(g.Rows, row), median(rs)
+		}
 	}
 	rep.Growth, rep.ServerPeakRSSMB = g, peakRSS
 	return b.finish(ctx, rep)
