@@ -12,8 +12,9 @@ import (
 
 // growthReport is the side-by-side growth check (-growth): the same scenarios on a small and a
 // large database of one cluster, each run on the two back to back, each p50 of the large one
-// divided by the small one's of the same round. Two runs one after the other would also compare two
-// stretches of the shared machine's time, whose speed drifts by more than the target allows.
+// divided by the small one's of the same round. Two runs one after the other would also
+// compare two stretches of the shared machine's time, whose speed drifts by more than the
+// target allows.
 type growthReport struct {
 	SmallMessages int                `json:"small_messages"` // seeded at the start
 	LargeMessages int                `json:"large_messages"`
