@@ -19,7 +19,8 @@ type growthReport struct {
 	SmallMessages int                `json:"small_messages"` // seeded at the start
 	LargeMessages int                `json:"large_messages"`
 	LargeSeedSecs float64            `json:"large_seed_seconds"`
-	Rows          []string           `json:"rows"` // the rows with a ratio in some round, in the order of the scenarios
+	Rows          []string           `json:"rows"`     // the rows with a ratio in some round, in the order of the scenarios
+	CPURows       []string           `json:"cpu_rows"` // the scenarios with a generator CPU ratio in some round
 	Rounds        []growthRound      `json:"rounds"`
 	MedianRatio   map[string]float64 `json:"median_p50_ratio"` // over the rounds, by row
 }
@@ -30,6 +31,10 @@ type growthRound struct {
 	SmallStored int64              `json:"small_stored_messages"` // when its scenarios began
 	LargeStored int64              `json:"large_stored_messages"`
 	P50Ratio    map[string]float64 `json:"p50_ratio"` // large over small, by row
+	// The load generator's CPU per request, large over small, by scenario: its work does not
+	// depend on the data, so a ratio away from 1 says that the machine's speed changed between
+	// the two measurements, and by how much.
+	GeneratorCPURatio map[string]float64 `json:"generator_cpu_ratio"`
 }
 
 // growthSide is one of the two databases with its service, the seed and load of its current
@@ -40,6 +45,7 @@ type growthSide struct {
 	sd   *seedData
 	lg   *load
 	p50  map[string]float64
+	cpu  map[string]float64 // this round's load generator CPU per request, by scenario
 }
 
 // runGrowth is the run of -growth. b seeds and serves the small database as in a plain run;
@@ -94,7 +100,7 @@ func (b *bench) runGrowth(ctx context.Context) error {
 			} else {
 				round.LargeStored = stored
 			}
-			s.lg, s.p50 = newLoad(s.b, s.sd), map[string]float64{}
+			s.lg, s.p50, s.cpu = newLoad(s.b, s.sd), map[string]float64{}, map[string]float64{}
 			if err := s.b.warmUp(ctx, s.lg, nil); err != nil {
 				return err
 			}
@@ -110,13 +116,14 @@ func (b *bench) runGrowth(ctx context.Context) error {
 				if got := p50s(res, prefix, s.p50); s == small && r == 1 {
 					rows = append(rows, got...)
 				}
+				s.cpu[name] = res[0].BenchCPUPerReqUs
 			}
 			order[0], order[1] = order[1], order[0]
 		}
 		for _, s := range order {
 			peakRSS = max(peakRSS, s.lg.peakRSSMB())
 		}
-		round.P50Ratio = ratios(small, big)
+		round.P50Ratio, round.GeneratorCPURatio = ratios(small.p50, big.p50), ratios(small.cpu, big.cpu)
 		g.Rounds = append(g.Rounds, round)
 	}
 	for _, row := range rows {
@@ -128,6 +135,14 @@ func (b *bench) runGrowth(ctx context.Context) error {
 		}
 		if len(rs) > 0 {
 			g.Rows, g.MedianRatio[row] = append(g.Rows, row), median(rs)
+		}
+	}
+	for _, name := range b.opt.scenarios {
+		for _, round := range g.Rounds {
+			if _, ok := round.GeneratorCPURatio[name]; ok {
+				g.CPURows = append(g.CPURows, name)
+				break
+			}
 		}
 	}
 	rep.Growth, rep.ServerPeakRSSMB = g, peakRSS
@@ -146,11 +161,12 @@ func p50s(res []scenarioResult, prefix string, p50 map[string]float64) []string 
 	return rows
 }
 
-// ratios divides each p50 of large by small's of the same row, for the rows both measured.
-func ratios(small, large *growthSide) map[string]float64 {
+// ratios divides each value of large by small's of the same row, for the rows where both are
+// above zero (a p50 of zero: no request succeeded).
+func ratios(small, large map[string]float64) map[string]float64 {
 	out := map[string]float64{}
-	for row, s := range small.p50 {
-		if l, ok := large.p50[row]; ok && s > 0 && l > 0 {
+	for row, s := range small {
+		if l, ok := large[row]; ok && s > 0 && l > 0 {
 			out[row] = l / s
 		}
 	}
@@ -169,7 +185,8 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-// print writes the growth table: a column per round and the median.
+// print writes the growth table: a column per round and the median, then the load generator's
+// CPU ratios (the machine's drift between the two sides), the messages stored, and the order.
 func (g *growthReport) print(w io.Writer) {
 	fmt.Fprintf(w, "\ngrowth, side by side on one cluster: each p50 of the large database (%d messages seeded) divided by the small one's (%d), round by round\n",
 		g.LargeMessages, g.SmallMessages)
@@ -185,6 +202,13 @@ func (g *growthReport) print(w io.Writer) {
 			line += blank(r.P50Ratio[row], "%.2f×") + "\t"
 		}
 		fmt.Fprintln(tw, line+blank(g.MedianRatio[row], "%.2f×")+"\t")
+	}
+	for _, name := range g.CPURows {
+		line := name + ": generator CPU\t"
+		for _, r := range g.Rounds {
+			line += blank(r.GeneratorCPURatio[name], "%.2f×") + "\t"
+		}
+		fmt.Fprintln(tw, line+"\t")
 	}
 	smallLine, largeLine := "small stored\t", "large stored\t"
 	for _, r := range g.Rounds {

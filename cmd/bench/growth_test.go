@@ -16,10 +16,9 @@ func TestGrowthRatios(t *testing.T) {
 	if !slices.Equal(rows, []string{"latest", "drain/confirm", "send"}) || p50["drain/confirm"] != 30 {
 		t.Fatalf("p50s = %q, %v", rows, p50)
 	}
-	small := &growthSide{p50: p50}
 	// No ratio for a row the large side did not measure, nor for a p50 of 0 (no answer succeeded).
-	large := &growthSide{p50: map[string]float64{"latest": 22, "drain/confirm": 0, "send": 4, "conversation": 9}}
-	if got, want := ratios(small, large), map[string]float64{"latest": 1.1, "send": 0.8}; !maps.Equal(got, want) {
+	large := map[string]float64{"latest": 22, "drain/confirm": 0, "send": 4, "conversation": 9}
+	if got, want := ratios(p50, large), map[string]float64{"latest": 1.1, "send": 0.8}; !maps.Equal(got, want) {
 		t.Errorf("ratios = %v, want %v", got, want)
 	}
 	for _, c := range []struct {
@@ -31,10 +30,12 @@ func TestGrowthRatios(t *testing.T) {
 		}
 	}
 
-	g := &growthReport{SmallMessages: 100000, LargeMessages: 10000000, Rows: []string{"latest", "send"},
+	g := &growthReport{SmallMessages: 100000, LargeMessages: 10000000, Rows: []string{"latest", "send"}, CPURows: []string{"latest"},
 		Rounds: []growthRound{
-			{Round: 1, First: "small", SmallStored: 100000, LargeStored: 10000000, P50Ratio: map[string]float64{"latest": 1.1, "send": 0.8}},
-			{Round: 2, First: "large", SmallStored: 250000, LargeStored: 10150000, P50Ratio: map[string]float64{"latest": 1.3}},
+			{Round: 1, First: "small", SmallStored: 100000, LargeStored: 10000000, P50Ratio: map[string]float64{"latest": 1.1, "send": 0.8},
+				GeneratorCPURatio: map[string]float64{"latest": 0.95}},
+			{Round: 2, First: "large", SmallStored: 250000, LargeStored: 10150000, P50Ratio: map[string]float64{"latest": 1.3},
+				GeneratorCPURatio: map[string]float64{"latest": 1.25}},
 		},
 		MedianRatio: map[string]float64{"latest": 1.2, "send": 0.8}}
 	var out bytes.Buffer
@@ -42,7 +43,7 @@ func TestGrowthRatios(t *testing.T) {
 	// Compared with runs of spaces as one, as the table's columns pad them.
 	got := strings.Join(strings.Fields(out.String()), " ")
 	for _, want := range []string{"(10000000 messages seeded) divided by the small one's (100000)",
-		"row round 1 round 2 median latest 1.10× 1.30× 1.20× send 0.80× 0.80×",
+		"row round 1 round 2 median latest 1.10× 1.30× 1.20× send 0.80× 0.80× latest: generator CPU 0.95× 1.25×",
 		"small stored 100000 250000 large stored 10000000 10150000 first small large"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("print: want %q in:\n%s", want, out.String())
