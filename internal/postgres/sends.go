@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -123,7 +122,9 @@ func (s *Store) insertMessages(ctx context.Context, lane int, sends []send) ([]b
 		if x.open.GuestMessageAfter != nil {
 			replied[i] = string(pq.FormatTimestamp(*x.open.GuestMessageAfter))
 		}
-		ids[i], attachments[i], contents[i] = x.m.ID.String(), uuidArrayLiteral(x.m.Attachments), x.m.Content
+		// Each send's attachments are one element: its uuid[] as text, which the statement casts.
+		attachmentIDs, _ := uuidArray(x.m.Attachments).Value() // a string; never an error
+		ids[i], attachments[i], contents[i] = x.m.ID.String(), attachmentIDs.(string), x.m.Content
 		createdAt[i] = string(pq.FormatTimestamp(x.m.CreatedAt))
 		requestHashes[i] = []byte{}
 		if x.idem != nil {
@@ -227,19 +228,6 @@ func (s *Store) insertMessage(ctx context.Context, lane int, x send) (bool, erro
 		return true, nil
 	}
 	return false, translate(err)
-}
-
-func uuidArrayLiteral(ids []uuid.UUID) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(id.String())
-	}
-	b.WriteByte('}')
-	return b.String()
 }
 
 // Sends are stored in batches: a send that arrives while sendLanes batches are being stored
