@@ -78,6 +78,13 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.warmUp(ctx, lg, peers); err != nil {
 		return err
 	}
+	if b.opt.reference {
+		refs, err := b.ceilings(ctx, sd)
+		if err != nil {
+			return fmt.Errorf("pgbench reference: %w", err)
+		}
+		rep.References = append(rep.References, refs...)
+	}
 	for _, name := range b.opt.scenarios {
 		res, err := b.scenario(ctx, lg, peers, "", name)
 		if err != nil {

@@ -2,8 +2,8 @@
 // seeds it with COPY, starts the real service binary against it on loopback (or targets a
 // running one with -url), runs the scenarios (latest, conversation, drain, send, mixed,
 // windows, attachments) for a fixed time each at a fixed concurrency, checks the results for
-// correctness, measures a pgbench reference on the same cluster, and prints a table (and JSON
-// with -json). With -growth N it also seeds a database of N messages on the same cluster, with
+// correctness, measures a pgbench reference on the same cluster (generic statements, and the
+// service's own read statements alone: ceiling.go), and prints a table (and JSON with -json). With -growth N it also seeds a database of N messages on the same cluster, with
 // its own service, and measures the two side by side (the growth check, growth.go).
 //
 // Usage (from the repository root; see BENCHMARKS.md):
@@ -99,7 +99,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.growth, "growth", 0, "side-by-side growth check: also seed a database of this many messages (up to 10,000,000) on the same cluster, with its own service, run each of -scenarios on the two back to back, in -growth-rounds rounds, and print each p50 of the large one as a ratio to the small one's (0: off)")
 	fs.IntVar(&o.growthRounds, "growth-rounds", 3, "rounds of the side-by-side growth check (-growth)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 3 s per scenario")
-	fs.BoolVar(&o.reference, "reference", true, "measure the pgbench reference")
+	fs.BoolVar(&o.reference, "reference", true, "measure the pgbench reference: before the scenarios, the service's own latest-page and conversation statements alone (their ceilings); after them, a single-row INSERT and a 100-row SELECT")
 	fs.BoolVar(&o.fastPG, "fast-pg", false, "throwaway cluster with fsync and synchronous_commit off")
 	fs.StringVar(&o.sharedBuffers, "shared-buffers", "2GB", "shared_buffers of the throwaway cluster (a production-like share of this machine's memory; PostgreSQL's default is 128MB)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the bench database and cluster afterwards")

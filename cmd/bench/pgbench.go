@@ -79,7 +79,8 @@ func (b *bench) reference(ctx context.Context, c int) ([]reference, error) {
 
 var tpsLine = regexp.MustCompile(`(?m)^tps = ([0-9.]+)`)
 
-func (b *bench) pgbench(ctx context.Context, kind, script string, c int) (reference, error) {
+// pgbench runs script at c clients for -d, with vars (name=value) as its fixed variables.
+func (b *bench) pgbench(ctx context.Context, kind, script string, c int, vars ...string) (reference, error) {
 	ref := reference{Name: "pgbench " + kind, Kind: kind, Clients: c}
 	dir, err := os.MkdirTemp(b.tmp, "pgbench-"+kind+"-")
 	if err != nil {
@@ -90,8 +91,12 @@ func (b *bench) pgbench(ctx context.Context, kind, script string, c int) (refere
 		return ref, err
 	}
 	secs := max(1, int(b.opt.duration.Round(time.Second)/time.Second))
-	cmd := exec.CommandContext(ctx, "pgbench", "-n", "-T", strconv.Itoa(secs), "-c", strconv.Itoa(c), "-j", "2",
-		"-M", "prepared", "-f", file, "-l", "--log-prefix", filepath.Join(dir, "log"), b.dsn)
+	args := []string{"-n", "-T", strconv.Itoa(secs), "-c", strconv.Itoa(c), "-j", "2",
+		"-M", "prepared", "-f", file, "-l", "--log-prefix", filepath.Join(dir, "log")}
+	for _, v := range vars {
+		args = append(args, "-D", v)
+	}
+	cmd := exec.CommandContext(ctx, "pgbench", append(args, b.dsn)...)
 	cmd.Dir = dir
 	m := measurement{start: time.Now()}
 	m.busy, m.total = machineCPU()

@@ -223,6 +223,9 @@ func (r *report) print(w io.Writer) {
 			}
 		}
 	}
+	for _, line := range ceilingLines(r.Scenarios, r.References) {
+		fmt.Fprintln(w, line)
+	}
 	for _, s := range r.Scenarios {
 		if s.Errors > 0 {
 			fmt.Fprintf(w, "%s: %d errors, the first: %s\n", s.Name, s.Errors, s.FirstError)

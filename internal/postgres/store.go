@@ -134,6 +134,11 @@ var hotQueries = []string{
 	idempotencyRecordSQL, pendingSQL, confirmSQL, confirmedBeforeSQL, messagesSQL,
 }
 
+// HotReads are the statements of the latest page and of a conversation read (the conversation,
+// then its messages), exactly as the service prepares them, for cmd/bench: pgbench runs them
+// alone to measure what PostgreSQL can do of those reads on the machine (its -reference).
+var HotReads = struct{ Pending, Conversations, Messages string }{pendingSQL, conversationsSQL, messagesSQL}
+
 // New returns a store on db and prepares its hot statements. Preparing needs the database:
 // when it is unreachable, statements are prepared later on first use.
 func New(ctx context.Context, db *sqlx.DB) *Store {
