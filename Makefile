@@ -56,7 +56,7 @@ bench-purge: ## Measure a purge of 1,000,000 expired messages (rows/s, longest b
 # Extra flags for cmd/bench, e.g. BENCH_FLAGS="-messages 1000000 -json bench.json".
 BENCH_FLAGS ?=
 
-bench: ## Load-test the service on a throwaway cluster (about 4 minutes); see BENCHMARKS.md.
+bench: ## Load-test the service on a throwaway cluster (about 4.5 minutes); see BENCHMARKS.md.
 	go run ./cmd/bench $(BENCH_FLAGS)
 
 bench-quick: ## A smoke run of the load test: 3 seconds per scenario.
