@@ -27,9 +27,12 @@ type ceiling struct {
 }
 
 // ceilingTableSQL numbers the seeded conversations, so that a pgbench script can pick one at
-// random: pgbench variables are numbers, conversation ids are not.
+// random: pgbench variables are numbers, conversation ids are not. The table lives only while
+// the ceilings run, since with -url the database is the user's: one left by a run that was
+// killed is replaced.
 const ceilingTableSQL = `
-CREATE TABLE IF NOT EXISTS bench_ceiling (
+DROP TABLE IF EXISTS bench_ceiling;
+CREATE TABLE bench_ceiling (
     n                integer PRIMARY KEY,
     id               uuid    NOT NULL,
     accommodation_id bigint  NOT NULL
@@ -49,6 +52,11 @@ func (b *bench) ceilings(ctx context.Context, sd *seedData) ([]reference, error)
 	if _, err := b.db.ExecContext(ctx, ceilingTableSQL); err != nil {
 		return nil, fmt.Errorf("set up the statement ceilings: %w", err)
 	}
+	defer func() {
+		if _, err := b.db.Exec(`DROP TABLE bench_ceiling`); err != nil {
+			b.logf("statement ceilings: drop bench_ceiling: %v", err)
+		}
+	}()
 	err := copyRows(ctx, b.db, "bench_ceiling", []string{"n", "id", "accommodation_id"}, len(sd.convs), func(i int) []any {
 		return []any{i, sd.convs[i].ID, sd.convs[i].Accommodation}
 	})

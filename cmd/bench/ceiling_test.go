@@ -70,6 +70,17 @@ func TestStatementCeilings(t *testing.T) {
 			t.Errorf("ceiling %d = %+v, want %s at 2 clients, transactions and no errors", i, r, kind)
 		}
 	}
+	// The numbering table is gone, and comes back for the check below.
+	var left bool
+	if err := b.db.Get(&left, `SELECT to_regclass('bench_ceiling') IS NOT NULL`); err != nil || left {
+		t.Fatalf("bench_ceiling left after the ceilings: %v, %v", left, err)
+	}
+	if _, err := b.db.Exec(ceilingTableSQL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.db.Exec(`INSERT INTO bench_ceiling VALUES (0, $1, $2)`, sd.convs[0].ID, sd.convs[0].Accommodation); err != nil {
+		t.Fatal(err)
+	}
 	// Each script does its scenario's work: run with its variables as literals (the first
 	// partner and conversation), its statements return a full page, and a whole conversation.
 	wantRows := map[string][]int{"latest": {100}, "conversation": {1, 50}}

@@ -3,8 +3,9 @@
 // running one with -url), runs the scenarios (latest, conversation, drain, send, mixed,
 // windows, attachments) for a fixed time each at a fixed concurrency, checks the results for
 // correctness, measures a pgbench reference on the same cluster (generic statements, and the
-// service's own read statements alone: ceiling.go), and prints a table (and JSON with -json). With -growth N it also seeds a database of N messages on the same cluster, with
-// its own service, and measures the two side by side (the growth check, growth.go).
+// service's own read statements alone: ceiling.go), and prints a table (and JSON with -json).
+// With -growth N it also seeds a database of N messages on the same cluster, with its own
+// service, and measures the two side by side (the growth check, growth.go).
 //
 // Usage (from the repository root; see BENCHMARKS.md):
 //
