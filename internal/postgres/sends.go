@@ -23,13 +23,19 @@ import (
 // key: the conversation id when given, else the one the reservation's unique index names (the
 // subquery runs only then). Written as "c.id = $2 OR c.reservation_id = $3", the lookup was a
 // bitmap OR of both indexes, and the statement's first part cost PostgreSQL a sixth more
-// (pgbench), a send 13% more (bench). Then it stores the messages, marks their attachments
+// (pgbench), a send 13% more (bench). It locks the conversation row FOR SHARE: a change of the
+// guest partner or of the accommodation's owner moves the queue entries its transaction sees,
+// so a send must not queue for the partners it read once such a change has committed. With the
+// lock, the change waits for the send (and then moves its entries too), or the send waits for
+// the change and reads the new partners (PostgreSQL re-reads a locked row's newest version);
+// without it, about 1% of sends racing guest changes were queued for the old guest only
+// (TestSendRacingAPartnerChange). Sends only share the lock, and it cost nothing measurable
+// (alternating, three rounds of 10 s). Then it stores the messages, marks their attachments
 // ($11, each element an array literal) referenced (so the orphan purge leaves them alone; each
 // message's attachment ids are unnested and probed by primary key: joined by
 // "a.id = ANY(m.attachments)", the update was planned as a hash join over every unreferenced
 // upload) and enqueues each message for both partners of its conversation. It writes nothing
-// to the conversation row, which every concurrent send to the conversation locks for its
-// foreign key.
+// to the conversation row but the lock, which the foreign key would take anyway.
 // With an Idempotency-Key ($14, $15; empty without one) it stores the key record first, and
 // when the partner has the key already it stores nothing for that send; a concurrent request
 // with the same key waits on the key's unique index until the first commits. Two sends of one
@@ -58,6 +64,7 @@ WITH r AS (
           AND c.stay_end > r.stay_end_after
           AND (c.stay_end > r.send_stay_end_after OR EXISTS (SELECT FROM messages g
                   WHERE g.conversation_id = c.id AND g.sender = 'guest' AND g.created_at > r.guest_message_after))
+        FOR SHARE OF c
     ) v
 ), k AS (
     INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
@@ -310,4 +311,118 @@ func waitForRunning(t *testing.T, b *sendBatcher) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Errorf("no batch started")
+}
+
+// TestSendRacingAPartnerChange: a change of a conversation's guest partner, or of its
+// accommodation's owner, moves the conversation's queue entries that its transaction can see. A
+// send whose statement read the conversation's partners before such a change committed must
+// therefore not queue for the old partner after it: the statement locks the conversation row
+// FOR SHARE, so either the change waits for the send and then moves its entries too, or the
+// send waits for the change and reads the new partners. Here the send is held in the middle of
+// its statement by an uncommitted Idempotency-Key row with the same key, the change starts, and
+// then the key is released. (Found by review: without the lock, the message stayed queued for
+// the old partners only, and the new one never received it.)
+func TestSendRacingAPartnerChange(t *testing.T) {
+	cases := []struct {
+		name   string
+		sender func(f fixture, guest messaging.Caller) messaging.Caller
+		change func(ctx context.Context, f fixture, to messaging.Caller) error
+		to     messaging.Side
+	}{
+		{"guest partner changes", func(f fixture, _ messaging.Caller) messaging.Caller { return f.caller },
+			func(ctx context.Context, f fixture, to messaging.Caller) error {
+				r := f.conv.Reservation
+				r.GuestPartnerID = to.AffiliateID
+				_, err := f.svc.PutReservation(ctx, r)
+				return err
+			}, messaging.Guest},
+		{"owner changes", func(_ fixture, guest messaging.Caller) messaging.Caller { return guest },
+			func(ctx context.Context, f fixture, to messaging.Caller) error {
+				_, err := f.svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7, PartnerID: to.AffiliateID})
+				return err
+			}, messaging.Property},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := pgtest.DB(t)
+			f := newFixture(t, New(ctx, db))
+			guest := withGuest(t, f)
+			sender, to := tc.sender(f, guest), newCaller(t, f.svc, tc.to, "new partner")
+			// The blocking key row names another conversation, so that its foreign key locks
+			// nothing of R1's.
+			other, err := f.svc.PutReservation(ctx, messaging.Reservation{ID: "R9", AccommodationID: 7,
+				Checkin: f.conv.Reservation.Checkin, Checkout: f.conv.Reservation.Checkout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			blocker, err := db.Beginx()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer blocker.Rollback()
+			if _, err := blocker.Exec(`INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)
+				VALUES ($1, 'K', '\x00', $2, $3, now())`, sender.AffiliateID, uuid.New(), other.ID); err != nil {
+				t.Fatal(err)
+			}
+			type sent struct {
+				id  uuid.UUID
+				err error
+			}
+			sends, changes := make(chan sent, 1), make(chan error, 1)
+			go func() {
+				id, err := f.svc.Send(ctx, sender, messaging.SendInput{
+					Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"}, Content: "raced", IdempotencyKey: "K"})
+				sends <- sent{id, err}
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for lockWaiters(t, db) < 1 { // the send, on the key
+				if time.Now().After(deadline) {
+					t.Fatal("the send never waited for the key")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			go func() { changes <- tc.change(ctx, f, to) }()
+			for changed := false; !changed && lockWaiters(t, db) < 2; { // done, or waiting for the send
+				if time.Now().After(deadline) {
+					t.Fatal("the change neither ended nor waited")
+				}
+				select {
+				case err := <-changes:
+					changes <- err
+					changed = true
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			if err := blocker.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			s := <-sends
+			if err := <-changes; s.err != nil || err != nil {
+				t.Fatalf("send: %v; change: %v", s.err, err)
+			}
+
+			var partners []int64
+			if err := db.Select(&partners, `SELECT partner_id FROM deliveries WHERE message_id = $1 ORDER BY partner_id`, s.id); err != nil {
+				t.Fatal(err)
+			}
+			var want []int64
+			if err := db.Select(&want, `SELECT unnest(ARRAY[property_partner_id, guest_partner_id]) AS p FROM conversations WHERE id = $1 ORDER BY p`, f.conv.ID); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(partners, want) || !slices.Contains(want, to.AffiliateID) {
+				t.Errorf("message queued for partners %v, want the conversation's %v (with the new partner %d)", partners, want, to.AffiliateID)
+			}
+		})
+	}
+}
+
+// lockWaiters returns how many sessions of the test's database wait for a lock.
+func lockWaiters(t *testing.T, db *sqlx.DB) int {
+	t.Helper()
+	var n int
+	if err := db.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
