@@ -238,6 +238,11 @@ func translate(err error) error {
 	case errors.As(err, &pqErr) && (pqErr.Code.Class() == "08" || pqErr.Code.Class() == "57"):
 		// connection exceptions; admin shutdown, crash shutdown, cannot connect now
 		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
+	case errors.As(err, &pqErr) && pqErr.Code.Class() == "40":
+		// transaction rollback: a deadlock (say, an owner change against a batch of sends to
+		// its conversations) or a serialization failure; nothing was committed, and a retry
+		// may well succeed
+		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
 	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
