@@ -68,6 +68,7 @@ func (s *Server) upload(c echo.Context) error {
 	in.Ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
 	f.Add(err)
 	in.Ref.ConversationID, err = requiredUUID(b.Conversation, "conversation")
+	in.Ref.NilConversation = err == nil && in.Ref.ConversationID == uuid.Nil
 	f.Add(err)
 	in.FileName, err = requiredString(b.FileName, "file_name")
 	f.Add(err)
@@ -142,8 +143,8 @@ func parseFileSize(raw json.RawMessage) (int64, error) {
 
 // requiredUUID reads a UUID string that must be given.
 func requiredUUID(raw json.RawMessage, field string) (uuid.UUID, error) {
-	id, err := parseUUID(raw, field)
-	if err == nil && id == uuid.Nil {
+	id, given, err := parseUUID(raw, field)
+	if err == nil && !given {
 		err = messaging.Missing(field)
 	}
 	return id, err
@@ -171,6 +172,7 @@ func (b attachmentBody) parse() (messaging.ConversationRef, uuid.UUID, error) {
 	ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
 	f.Add(err)
 	ref.ConversationID, err = requiredUUID(b.Conversation, "conversation")
+	ref.NilConversation = err == nil && ref.ConversationID == uuid.Nil
 	f.Add(err)
 	id, err := requiredUUID(b.Attachment, "attachment")
 	f.Add(err)

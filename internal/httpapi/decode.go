@@ -130,10 +130,11 @@ func parseReservation(raw json.RawMessage, field string) (string, error) {
 	return id, nil
 }
 
-// parseUUID reads a UUID string; "" and null count as not given (uuid.Nil).
-func parseUUID(raw json.RawMessage, field string) (uuid.UUID, error) {
+// parseUUID reads a UUID string; "" and null count as not given (uuid.Nil, false). The nil UUID
+// written out is given: it is well-formed, and names nothing, as the service never issues it.
+func parseUUID(raw json.RawMessage, field string) (id uuid.UUID, given bool, err error) {
 	if absent(raw) || string(raw) == `""` {
-		return uuid.Nil, nil
+		return uuid.Nil, false, nil
 	}
 	var text []byte
 	if n := len(raw); n == 38 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
@@ -141,15 +142,15 @@ func parseUUID(raw json.RawMessage, field string) (uuid.UUID, error) {
 	} else {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return uuid.Nil, messaging.Invalid(field)
+			return uuid.Nil, false, messaging.Invalid(field)
 		}
 		text = []byte(s)
 	}
-	id, err := uuid.ParseBytes(text)
+	id, err = uuid.ParseBytes(text)
 	if err != nil || len(text) != 36 {
-		return uuid.Nil, messaging.Invalid(field)
+		return uuid.Nil, false, messaging.Invalid(field)
 	}
-	return id, nil
+	return id, true, nil
 }
 
 // parseString reads a JSON string; null or absent is "".
@@ -180,8 +181,8 @@ func parseUUIDs(raw json.RawMessage, field string, max int) ([]uuid.UUID, error)
 	var f messaging.ValidationErrors
 	ids := make([]uuid.UUID, len(elems))
 	for i, e := range elems {
-		id, err := parseUUID(e, field)
-		if err != nil || id == uuid.Nil {
+		id, given, err := parseUUID(e, field)
+		if err != nil || !given {
 			f.Add(messaging.Invalid(messaging.Indexed(field, i)))
 		}
 		ids[i] = id

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/guestmsg/messaging/api"
@@ -31,7 +32,9 @@ func (b refBody) ref(f *messaging.ValidationErrors) messaging.ConversationRef {
 	var err error
 	ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
 	f.Add(err)
-	ref.ConversationID, err = parseUUID(b.Conversation, "conversation")
+	var given bool
+	ref.ConversationID, given, err = parseUUID(b.Conversation, "conversation")
+	ref.NilConversation = given && ref.ConversationID == uuid.Nil
 	f.Add(err)
 	ref.ReservationID, err = parseReservation(b.Reservation, "reservation")
 	f.Add(err)

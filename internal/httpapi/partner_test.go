@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"regexp"
 	"slices"
@@ -248,5 +249,64 @@ func TestConflictingParameters(t *testing.T) {
 	// Both naming the same conversation is fine.
 	if _, err := th.guest.Send(context.Background(), api.SendRequest{Accommodation: th.accommodation, Reservation: th.reservation, Conversation: th.conversation, Content: "x"}, ""); err != nil {
 		t.Errorf("Send(matching ids) = %v", err)
+	}
+}
+
+// TestNilUUIDNamesNothing: the nil UUID written out is a well-formed id that the service never
+// issues. Given as a conversation or an attachment it is an unknown id (404), never "not
+// given", so it cannot stand aside for the reservation beside it; in a confirm it is ignored
+// like any unknown id. A revoked key still gets 401 first.
+func TestNilUUIDNamesNothing(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	ctx := context.Background()
+	const nilID = "00000000-0000-0000-0000-000000000000"
+	m := th.send(t, th.guest, "hello")
+
+	for _, req := range []api.SendRequest{
+		{Accommodation: th.accommodation, Conversation: nilID, Reservation: th.reservation, Content: "x"},
+		{Accommodation: th.accommodation, Conversation: nilID, Content: "x"},
+	} {
+		if _, err := th.guest.Send(ctx, req, ""); apiErrorID(t, err) != "not_found" {
+			t.Errorf("Send(%+v) = %v, want not_found", req, err)
+		}
+	}
+	if _, err := th.guest.Conversation(ctx, api.ConversationRequest{Accommodation: th.accommodation, Conversation: nilID}); apiErrorID(t, err) != "not_found" {
+		t.Errorf("Conversation(nil id) = %v, want not_found", err)
+	}
+	if pending, err := th.property.Latest(ctx); err != nil || len(pending) != 1 || pending[0].MessageID != m {
+		t.Errorf("property Latest() = %+v, %v; want only %s", pending, err, m)
+	}
+	if got, err := th.property.Confirm(ctx, []string{nilID, m}); err != nil || !slices.Equal(got, []string{m}) {
+		t.Errorf("Confirm(nil id, %s) = %v, %v; want [%s]", m, got, err, m)
+	}
+
+	photo := th.upload(t, th.guest, "photo.png", "image/png", tinyPNG)
+	for name, req := range map[string]api.AttachmentRequest{
+		"nil attachment":   th.attachmentRequest(nilID),
+		"nil conversation": {Conversation: nilID, Accommodation: th.accommodation, Attachment: photo},
+	} {
+		if _, err := th.guest.AttachmentMetadata(ctx, req); apiErrorID(t, err) != "not_found" {
+			t.Errorf("%s: AttachmentMetadata() = %v, want not_found", name, err)
+		}
+	}
+	_, err := th.guest.Upload(ctx, api.UploadRequest{Conversation: nilID, Accommodation: th.accommodation,
+		FileName: "a.png", FileType: "image/png", FileSize: int64(len(tinyPNG)), FileContent: base64.StdEncoding.EncodeToString(tinyPNG)})
+	if apiErrorID(t, err) != "not_found" {
+		t.Errorf("Upload(nil conversation) = %v, want not_found", err)
+	}
+
+	k, err := e.admin.CreateKey(ctx, th.guest.AffiliateID, "to revoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := &api.Client{BaseURL: e.url, AffiliateID: th.guest.AffiliateID, APIKey: k.APIKey}
+	th.send(t, revoked, "known to the service")
+	if _, err := e.admin.RevokeKey(ctx, k.KeyID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = revoked.Send(ctx, api.SendRequest{Accommodation: th.accommodation, Conversation: nilID, Content: "x"}, "")
+	if apiErrorID(t, err) != "unauthorized" {
+		t.Errorf("Send(nil id) with a revoked key = %v, want unauthorized", err)
 	}
 }

@@ -187,7 +187,7 @@ func validateAttachmentRef(ref ConversationRef) error {
 	if ref.AccommodationID == 0 {
 		return Missing("accommodation")
 	}
-	if ref.ConversationID == uuid.Nil {
+	if ref.ConversationID == uuid.Nil && !ref.NilConversation {
 		return Missing("conversation")
 	}
 	return nil
@@ -203,7 +203,7 @@ func (s *Service) Upload(ctx context.Context, caller Caller, in UploadInput) (uu
 		return uuid.Nil, err
 	}
 	now := s.Now()
-	conv, side, err := s.resolve(ctx, caller, ConversationRef{AccommodationID: in.Ref.AccommodationID, ConversationID: in.Ref.ConversationID}, now)
+	conv, side, err := s.resolve(ctx, caller, ConversationRef{AccommodationID: in.Ref.AccommodationID, ConversationID: in.Ref.ConversationID, NilConversation: in.Ref.NilConversation}, now)
 	if err != nil {
 		return uuid.Nil, err
 	}
@@ -223,17 +223,13 @@ func (s *Service) Upload(ctx context.Context, caller Caller, in UploadInput) (uu
 
 // attachment finds attachment id of the conversation ref names, as caller may see it: unknown,
 // foreign, unsent by another partner, expired, and past the caller's read window are all
-// ErrNotFound alike.
+// ErrNotFound alike; so is the nil UUID, which names none.
 func (s *Service) attachment(ctx context.Context, caller Caller, ref ConversationRef, id uuid.UUID, withContent bool) (Attachment, []byte, error) {
-	err := validateAttachmentRef(ref)
-	if err == nil && id == uuid.Nil {
-		err = Missing("attachment")
-	}
-	if err != nil {
+	if err := validateAttachmentRef(ref); err != nil {
 		return Attachment{}, nil, err
 	}
 	now := s.Now()
-	conv, _, err := s.resolve(ctx, caller, ConversationRef{AccommodationID: ref.AccommodationID, ConversationID: ref.ConversationID}, now)
+	conv, _, err := s.resolve(ctx, caller, ConversationRef{AccommodationID: ref.AccommodationID, ConversationID: ref.ConversationID, NilConversation: ref.NilConversation}, now)
 	if err != nil {
 		return Attachment{}, nil, err
 	}

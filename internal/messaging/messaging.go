@@ -144,4 +144,7 @@ type ConversationRef struct {
 	AccommodationID int64
 	ConversationID  uuid.UUID // uuid.Nil when not given
 	ReservationID   string    // empty when not given
+	// NilConversation is set when the conversation was given as the nil UUID: well-formed, but
+	// never a conversation's id, so the ref names no conversation (404), whatever else it gives.
+	NilConversation bool
 }

@@ -103,6 +103,9 @@ func (s *Service) Now() time.Time { return s.now().UTC().Truncate(time.Milliseco
 // reservation that name two different visible conversations are ErrConflictingParameters; a
 // revoked key is ErrUnauthorized.
 func (s *Service) resolve(ctx context.Context, caller Caller, ref ConversationRef, now time.Time) (Conversation, Side, error) {
+	if ref.NilConversation {
+		return Conversation{}, "", s.recheck(ctx, caller, ErrNotFound)
+	}
 	found, err := s.store.Conversations(ctx, caller.KeyHash, ref)
 	if err != nil {
 		return Conversation{}, "", err
@@ -138,7 +141,7 @@ func validateRef(ref ConversationRef) error {
 	if ref.AccommodationID == 0 {
 		return Missing("accommodation")
 	}
-	if ref.ConversationID == uuid.Nil && ref.ReservationID == "" {
+	if ref.ConversationID == uuid.Nil && !ref.NilConversation && ref.ReservationID == "" {
 		return Missing("reservation")
 	}
 	return nil
@@ -209,7 +212,7 @@ func (s *Service) Send(ctx context.Context, caller Caller, in SendInput) (uuid.U
 	}
 	m := Message{ID: id, Sender: caller.Kind, Content: in.Content, Attachments: in.Attachments, CreatedAt: now}
 	open := s.windows.SendOpenAt(caller.Kind, now)
-	if len(in.Attachments) == 0 {
+	if len(in.Attachments) == 0 && !in.Ref.NilConversation {
 		ok, err := s.store.InsertMessage(ctx, caller, in.Ref, open, m, idem)
 		if err != nil {
 			return uuid.Nil, err
