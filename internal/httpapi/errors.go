@@ -127,8 +127,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "internal error",
 			slog.String("request_id", requestID(c)), slog.String("error", err.Error()))
 	}
-	if status == http.StatusMethodNotAllowed && h.Get("Allow") == "" {
-		h.Set("Allow", http.MethodPost)
+	if status == http.StatusMethodNotAllowed {
+		h.Set("Allow", s.allow[c.Path()])
 	}
 	var werr error
 	if c.Request().Method == http.MethodHead {

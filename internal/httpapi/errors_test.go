@@ -74,21 +74,24 @@ func TestRoutingComesBeforeAuthentication(t *testing.T) {
 		method, path string
 		status       int
 		errID        string
+		allow        string // of a 405: the methods the path answers, never OPTIONS
 	}{
-		{http.MethodPost, "/messages/nope", 404, "not_found"},
-		{http.MethodPost, "/4.0/messages/send", 404, "not_found"},
-		{http.MethodGet, "/", 404, "not_found"},
-		{http.MethodGet, "/messages/send", 405, "method_not_allowed"},
-		{http.MethodPut, "/3.2/messages/latest", 405, "method_not_allowed"},
-		{http.MethodDelete, "/3.1/messages/latest/confirm", 405, "method_not_allowed"},
-		{http.MethodOptions, "/messages/conversations", 405, "method_not_allowed"},
-		{http.MethodGet, "/admin/partners", 405, "method_not_allowed"},
-		{http.MethodPost, "/admin/nope", 404, "not_found"},
+		{http.MethodPost, "/messages/nope", 404, "not_found", ""},
+		{http.MethodPost, "/4.0/messages/send", 404, "not_found", ""},
+		{http.MethodGet, "/", 404, "not_found", ""},
+		{http.MethodGet, "/messages/send", 405, "method_not_allowed", "POST"},
+		{http.MethodPut, "/3.2/messages/latest", 405, "method_not_allowed", "POST"},
+		{http.MethodDelete, "/3.1/messages/latest/confirm", 405, "method_not_allowed", "POST"},
+		{http.MethodOptions, "/messages/conversations", 405, "method_not_allowed", "POST"},
+		{http.MethodGet, "/admin/partners", 405, "method_not_allowed", "POST"},
+		{http.MethodOptions, "/healthz", 405, "method_not_allowed", "GET"},
+		{http.MethodPost, "/admin/nope", 404, "not_found", ""},
 	}
 	for _, tc := range cases {
 		a := e.raw(tc.method, tc.path, nil, "")
-		if a.status != tc.status || a.errorID(t) != tc.errID {
-			t.Errorf("%s %s = %d %s, want %d %s", tc.method, tc.path, a.status, a.body, tc.status, tc.errID)
+		if a.status != tc.status || a.errorID(t) != tc.errID || a.header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s = %d %s, Allow %q; want %d %s, Allow %q", tc.method, tc.path, a.status, a.body,
+				a.header.Get("Allow"), tc.status, tc.errID, tc.allow)
 		}
 	}
 }

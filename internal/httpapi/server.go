@@ -44,7 +44,8 @@ type Server struct {
 	log     *slog.Logger
 	cfg     Config
 	metrics *metrics
-	buffers bufferPool // of answers written by hand (the latest page)
+	buffers bufferPool        // of answers written by hand (the latest page)
+	allow   map[string]string // a route path's methods, the Allow header of its 405s
 
 	metricsHandler echo.HandlerFunc
 }
@@ -58,12 +59,16 @@ func New(svc *messaging.Service, db Pinger, log *slog.Logger, cfg Config, reg *p
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(s.requestID, s.adminGate)
 	e.Use(s.observe, s.recoverPanic, s.deadline)
+	methods := map[string][]string{}
 	for _, r := range s.routes() {
 		e.Add(r.method, r.path, r.handler, r.middleware...)
-		if r.method != http.MethodGet {
-			// Echo answers OPTIONS itself with 204; the contract wants 405 for every other method.
-			e.Add(http.MethodOptions, r.path, func(echo.Context) error { return errBadMethod })
-		}
+		// Echo answers OPTIONS itself with 204; the contract wants 405 for every other method.
+		e.Add(http.MethodOptions, r.path, func(echo.Context) error { return errBadMethod })
+		methods[r.path] = append(methods[r.path], r.method)
+	}
+	s.allow = make(map[string]string, len(methods))
+	for path, m := range methods {
+		s.allow[path] = strings.Join(m, ", ")
 	}
 	return s
 }
