@@ -81,8 +81,9 @@ func (s *Server) createKey(c echo.Context) error {
 }
 
 func (s *Server) revokeKey(c echo.Context) error {
-	id, err := uuid.Parse(c.Param("key_id"))
-	if err != nil {
+	param := c.Param("key_id")
+	id, err := uuid.Parse(param)
+	if err != nil || len(param) != 36 { // the 36-character form only, as partner bodies have it
 		return messaging.Invalid("key_id")
 	}
 	k, err := s.svc.RevokeKey(c.Request().Context(), id)
