@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -111,5 +112,20 @@ func TestConfigTimeoutsAndLimits(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("loadConfig(bad values) = %v, want a problem with %s", err, name)
 		}
+	}
+}
+
+// Help and an unknown command need no configuration: a new user's first command works.
+func TestHelpNeedsNoConfiguration(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	var out strings.Builder
+	if err := run(context.Background(), []string{"help"}, noEnv, &out); err != nil || !strings.Contains(out.String(), "usage: messaging") {
+		t.Errorf("run(help) = %v, printed %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"nope"}, noEnv, &out); err == nil || !strings.Contains(err.Error(), `unknown command "nope"`) {
+		t.Errorf("run(nope) = %v, want an unknown command", err)
+	}
+	if err := run(context.Background(), []string{"purge"}, noEnv, &out); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Errorf("run(purge) without DATABASE_URL = %v, want the configuration's error", err)
 	}
 }

@@ -53,6 +53,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
 	}
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	case "serve", "migrate", "bootstrap", "purge":
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -65,13 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return migrateCommand(cfg, args, stdout)
 	case "bootstrap":
 		return bootstrap(ctx, cfg, args, stdout)
-	case "purge":
+	default: // "purge"
 		return purgeCommand(ctx, cfg, log)
-	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usage)
-		return nil
 	}
-	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
 // serve runs the HTTP API until ctx is cancelled, then finishes in-flight requests. It listens
