@@ -36,6 +36,13 @@ func TestIdempotencyKey(t *testing.T) {
 	if again.status != 200 || again.json(t)["data"].(map[string]any)["message"] != id {
 		t.Fatalf("repeat send = %d %s, want message %v", again.status, again.body, id)
 	}
+	// No attachments is no attachments, however it is written.
+	for _, attachments := range []string{`[]`, `null`} {
+		body := `{"accommodation":"` + th.accommodation + `","reservation":"` + th.reservation + `","content":"Hello","attachments":` + attachments + `}`
+		if a := e.raw(http.MethodPost, "/messages/send", h, body); a.status != 200 || a.json(t)["data"].(map[string]any)["message"] != id {
+			t.Errorf("repeat send with attachments %s = %d %s, want message %v", attachments, a.status, a.body, id)
+		}
+	}
 	if n := e.count(`SELECT count(*) FROM messages`); n != 1 {
 		t.Errorf("messages stored = %d, want 1", n)
 	}

@@ -173,15 +173,20 @@ func (in SendInput) validate() error {
 }
 
 // hash identifies the request's parameters for idempotency; it ignores the wire's white space
-// and field order because it is computed from the decoded input.
+// and field order because it is computed from the decoded input, and an empty list of
+// attachments is no attachments, as an absent one is (hashed as null, as before).
 func (in SendInput) hash() []byte {
+	attachments := in.Attachments
+	if len(attachments) == 0 {
+		attachments = nil
+	}
 	canonical, _ := json.Marshal(struct {
 		A int64
 		C uuid.UUID
 		R string
 		T string
 		F []uuid.UUID
-	}{in.Ref.AccommodationID, in.Ref.ConversationID, in.Ref.ReservationID, in.Content, in.Attachments})
+	}{in.Ref.AccommodationID, in.Ref.ConversationID, in.Ref.ReservationID, in.Content, attachments})
 	sum := sha256.Sum256(canonical)
 	return sum[:]
 }
