@@ -88,3 +88,49 @@ INSERT INTO deliveries (partner_id, seq, message_id, conversation_id) SELECT $2,
 	}
 	genericPlans("confirm", confirmSQL)
 }
+
+// TestSendLanesPlanOnce: a lane's connection runs the send statement with its generic plan
+// for every batch, however small (batches of one here), and a closed lane's connection leaves
+// the pool rather than carry that setting to other statements.
+func TestSendLanesPlanOnce(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(pgtest.DSN(t), 8) // enough for the lanes to keep their connections
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store := New(ctx, db)
+	defer store.Close()
+	f := newFixture(t, store)
+	for i := 0; i < 12; i++ {
+		if _, err := f.svc.Send(ctx, f.caller, messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"}, Content: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	used := 0
+	for i := range store.lanes {
+		l := &store.lanes[i]
+		if l.conn == nil {
+			continue
+		}
+		used++
+		var generic, custom int
+		if err := l.conn.QueryRowContext(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1`,
+			insertMessageSQL).Scan(&generic, &custom); err != nil {
+			t.Fatal(err)
+		}
+		if custom != 0 || generic == 0 {
+			t.Errorf("lane %d: %d generic and %d custom plans, want only generic ones", i, generic, custom)
+		}
+		open := db.Stats().OpenConnections
+		if err := l.close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := db.Stats().OpenConnections; got != open-1 {
+			t.Errorf("lane %d closed: %d connections open, want %d", i, got, open-1)
+		}
+	}
+	if used == 0 {
+		t.Fatal("no lane kept a connection")
+	}
+}
