@@ -67,9 +67,7 @@ func (s *Server) upload(c echo.Context) error {
 	var err error
 	in.Ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
 	f.Add(err)
-	in.Ref.ConversationID, err = requiredUUID(b.Conversation, "conversation")
-	in.Ref.NilConversation = err == nil && in.Ref.ConversationID == uuid.Nil
-	f.Add(err)
+	f.Add(parseConversation(b.Conversation, true, &in.Ref))
 	in.FileName, err = requiredString(b.FileName, "file_name")
 	f.Add(err)
 	in.FileType, err = requiredString(b.FileType, "file_type")
@@ -171,9 +169,7 @@ func (b attachmentBody) parse() (messaging.ConversationRef, uuid.UUID, error) {
 	var err error
 	ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
 	f.Add(err)
-	ref.ConversationID, err = requiredUUID(b.Conversation, "conversation")
-	ref.NilConversation = err == nil && ref.ConversationID == uuid.Nil
-	f.Add(err)
+	f.Add(parseConversation(b.Conversation, true, &ref))
 	id, err := requiredUUID(b.Attachment, "attachment")
 	f.Add(err)
 	return ref, id, f.Err()

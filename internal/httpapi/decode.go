@@ -153,6 +153,17 @@ func parseUUID(raw json.RawMessage, field string) (id uuid.UUID, given bool, err
 	return id, true, nil
 }
 
+// parseConversation reads a ref's conversation id, which must be given when required; given as
+// the nil UUID, it names no conversation (messaging.ConversationRef.NilConversation).
+func parseConversation(raw json.RawMessage, required bool, ref *messaging.ConversationRef) error {
+	id, given, err := parseUUID(raw, "conversation")
+	if err == nil && required && !given {
+		err = messaging.Missing("conversation")
+	}
+	ref.ConversationID, ref.NilConversation = id, given && id == uuid.Nil
+	return err
+}
+
 // parseString reads a JSON string; null or absent is "".
 func parseString(raw json.RawMessage, field string) (string, error) {
 	if absent(raw) {

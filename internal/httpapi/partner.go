@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/guestmsg/messaging/api"
@@ -32,10 +31,7 @@ func (b refBody) ref(f *messaging.ValidationErrors) messaging.ConversationRef {
 	var err error
 	ref.AccommodationID, err = parseAccommodation(b.Accommodation, "accommodation")
 	f.Add(err)
-	var given bool
-	ref.ConversationID, given, err = parseUUID(b.Conversation, "conversation")
-	ref.NilConversation = given && ref.ConversationID == uuid.Nil
-	f.Add(err)
+	f.Add(parseConversation(b.Conversation, false, &ref))
 	ref.ReservationID, err = parseReservation(b.Reservation, "reservation")
 	f.Add(err)
 	return ref
