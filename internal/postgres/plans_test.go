@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
@@ -16,14 +17,7 @@ import (
 // large enough (and analysed) for the planner to see the difference.
 func TestHotStatementsKeepGenericPlans(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(pgtest.DSN(t), 1) // one connection, so that its prepared statements are the ones inspected
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store := New(ctx, db)
-	defer store.Close()
-	f := newFixture(t, store)
+	db, store, f := pooledFixture(t, 1) // one connection, so that its prepared statements are the ones inspected
 	svc, caller, conv, now, owner := f.svc, f.caller, f.conv, f.now, f.caller.Partner
 	const seedSQL = `
 WITH m AS (
@@ -94,14 +88,7 @@ INSERT INTO deliveries (partner_id, seq, message_id, conversation_id) SELECT $2,
 // the pool rather than carry that setting to other statements.
 func TestSendLanesPlanOnce(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(pgtest.DSN(t), 8) // enough for the lanes to keep their connections
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store := New(ctx, db)
-	defer store.Close()
-	f := newFixture(t, store)
+	db, store, f := pooledFixture(t, 8) // enough for the lanes to keep their connections
 	for i := 0; i < 12; i++ {
 		if _, err := f.svc.Send(ctx, f.caller, messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"}, Content: "hi"}); err != nil {
 			t.Fatal(err)
@@ -133,4 +120,17 @@ func TestSendLanesPlanOnce(t *testing.T) {
 	if used == 0 {
 		t.Fatal("no lane kept a connection")
 	}
+}
+
+// pooledFixture is newFixture on a store of its own pool of maxConns connections.
+func pooledFixture(t *testing.T, maxConns int) (*sqlx.DB, *Store, fixture) {
+	t.Helper()
+	db, err := Open(pgtest.DSN(t), maxConns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store := New(context.Background(), db)
+	t.Cleanup(func() { store.Close() })
+	return db, store, newFixture(t, store)
 }
