@@ -177,11 +177,11 @@ func (s *Store) insertMessages(ctx context.Context, lane int, sends []send) ([]b
 // sendLane is a connection of the pool kept for batches of sends, with insertMessageSQL prepared
 // on it; it is taken on first use and again after an error that may have broken it. Only the
 // batch that holds the lane (sendBatcher) uses it. The connection plans the statement once, for
-// any batch (plan_cache_mode force_generic_plan): batches of a few sends, as at low load, cost
-// PostgreSQL's planner less as custom plans than the generic plan's estimate, so it planned the
-// statement anew on every call, which cost more than the statement saved (PostgreSQL CPU per
-// send at 8 clients 433 to 501 µs, against about 200 with the generic plan; measured with the
-// conversation lock of the statement, which made the custom plans dearer). A batch on a kept connection does not queue
+// any batch (plan_cache_mode force_generic_plan): for batches of a few sends, as at low load,
+// PostgreSQL's estimate put custom plans below the generic one, so it planned the statement
+// anew on every call (PostgreSQL CPU per send at 8 clients 383 to 501 µs, against 180 to 190
+// with the generic plan; measured with the statement's conversation lock, which made the
+// custom plans dearer; 270 to 375 before the lock). A batch on a kept connection does not queue
 // for one: when every connection of the pool is busy, a batch that had to would make each of
 // its sends wait twice, for the batch before and for its own (measured: sends took twice as
 // long in the mixed load as without batches). Lanes keep connections only when the pool has
