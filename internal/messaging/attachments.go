@@ -183,6 +183,12 @@ func isBidiControl(r rune) bool {
 		('\u202a' <= r && r <= '\u202e') || ('\u2066' <= r && r <= '\u2069')
 }
 
+// byConversation is ref as the attachment endpoints read it: by conversation id alone.
+func (ref ConversationRef) byConversation() ConversationRef {
+	ref.ReservationID = ""
+	return ref
+}
+
 func validateAttachmentRef(ref ConversationRef) error {
 	if ref.AccommodationID == 0 {
 		return Missing("accommodation")
@@ -203,7 +209,7 @@ func (s *Service) Upload(ctx context.Context, caller Caller, in UploadInput) (uu
 		return uuid.Nil, err
 	}
 	now := s.Now()
-	conv, side, err := s.resolve(ctx, caller, ConversationRef{AccommodationID: in.Ref.AccommodationID, ConversationID: in.Ref.ConversationID, NilConversation: in.Ref.NilConversation}, now)
+	conv, side, err := s.resolve(ctx, caller, in.Ref.byConversation(), now)
 	if err != nil {
 		return uuid.Nil, err
 	}
@@ -229,7 +235,7 @@ func (s *Service) attachment(ctx context.Context, caller Caller, ref Conversatio
 		return Attachment{}, nil, err
 	}
 	now := s.Now()
-	conv, _, err := s.resolve(ctx, caller, ConversationRef{AccommodationID: ref.AccommodationID, ConversationID: ref.ConversationID, NilConversation: ref.NilConversation}, now)
+	conv, _, err := s.resolve(ctx, caller, ref.byConversation(), now)
 	if err != nil {
 		return Attachment{}, nil, err
 	}
