@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/guestmsg/messaging/api"
@@ -81,9 +80,8 @@ func (s *Server) createKey(c echo.Context) error {
 }
 
 func (s *Server) revokeKey(c echo.Context) error {
-	param := c.Param("key_id")
-	id, err := uuid.Parse(param)
-	if err != nil || len(param) != 36 { // the 36-character form only, as partner bodies have it
+	id, ok := canonicalUUID([]byte(c.Param("key_id")))
+	if !ok {
 		return messaging.Invalid("key_id")
 	}
 	k, err := s.svc.RevokeKey(c.Request().Context(), id)

@@ -146,11 +146,17 @@ func parseUUID(raw json.RawMessage, field string) (id uuid.UUID, given bool, err
 		}
 		text = []byte(s)
 	}
-	id, err = uuid.ParseBytes(text)
-	if err != nil || len(text) != 36 {
-		return uuid.Nil, false, messaging.Invalid(field)
+	if id, ok := canonicalUUID(text); ok {
+		return id, true, nil
 	}
-	return id, true, nil
+	return uuid.Nil, false, messaging.Invalid(field)
+}
+
+// canonicalUUID parses a UUID in the 36-character form the API writes, and no other
+// (uuid.ParseBytes alone also takes 32 hex digits, braces and urn:uuid:).
+func canonicalUUID(text []byte) (uuid.UUID, bool) {
+	id, err := uuid.ParseBytes(text)
+	return id, err == nil && len(text) == 36
 }
 
 // parseConversation reads a ref's conversation id, which must be given when required; given as
