@@ -324,3 +324,90 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("GET /metrics = %d, missing the latest request's counter:\n%.2000s", a.status, a.body)
 	}
 }
+
+// TestAReturningPartnerGetsBackOnlyWhatItHadNotConfirmed takes a conversation from its guest
+// partner, or from the accommodation's owner, and gives it back: §5.2's "once confirmed it never
+// comes back" holds across the change, and the queue still holds every other message the partner
+// can read: those it had not confirmed when it left, and those sent while it was away. A partner
+// that never had the conversation receives its whole history.
+func TestAReturningPartnerGetsBackOnlyWhatItHadNotConfirmed(t *testing.T) {
+	cases := []struct {
+		name, kind string
+		// give gives the kind's side of th's conversation to the partner to (nil: to none).
+		give func(e *env, th thread, to *api.Client)
+		// elsewhere is where the side goes while its partner is away.
+		elsewhere func(e *env) *api.Client
+	}{
+		{"guest partner detached", "guest", func(e *env, th thread, to *api.Client) {
+			e.putReservation(th.reservation, api.ReservationRequest{Accommodation: th.accommodation, GuestName: "Ada", Checkin: "2026-07-01", Checkout: "2026-07-05"}, to)
+		}, func(*env) *api.Client { return nil }},
+		{"owner sells and buys back", "property", func(e *env, th thread, to *api.Client) {
+			e.owner(th.accommodation, to)
+		}, func(e *env) *api.Client { return e.partner("property") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			th := e.thread()
+			p, stays := th.guest, th.property
+			if tc.kind == "property" {
+				p, stays = th.property, th.guest
+			}
+			confirmed := th.send(t, th.guest, "confirmed before leaving")
+			pending := th.send(t, th.property, "not confirmed before leaving")
+			if got, err := p.Confirm(ctx, []string{confirmed}); err != nil || !slices.Equal(got, []string{confirmed}) {
+				t.Fatalf("Confirm = %v, %v", got, err)
+			}
+			tc.give(e, th, tc.elsewhere(e))
+			if got := ids(latest(t, p)); len(got) != 0 {
+				t.Errorf("Latest while away = %v, want none", got)
+			}
+			meanwhile := th.send(t, stays, "sent while away")
+			tc.give(e, th, p)
+			if got := ids(latest(t, p)); !slices.Equal(got, []string{meanwhile, pending}) {
+				t.Errorf("Latest after coming back = %v, want [%s %s] (and never the confirmed %s)", got, meanwhile, pending, confirmed)
+			}
+			// Away and back once more, with everything confirmed: nothing comes back.
+			if _, err := p.Confirm(ctx, []string{meanwhile, pending}); err != nil {
+				t.Fatal(err)
+			}
+			tc.give(e, th, tc.elsewhere(e))
+			tc.give(e, th, p)
+			if got := ids(latest(t, p)); len(got) != 0 {
+				t.Errorf("Latest after coming back with everything confirmed = %v, want none", got)
+			}
+			// A partner new to the conversation receives its whole history.
+			newcomer := e.partner(tc.kind)
+			tc.give(e, th, newcomer)
+			if got := ids(latest(t, newcomer)); !slices.Equal(got, []string{meanwhile, pending, confirmed}) {
+				t.Errorf("a new partner's Latest = %v, want the whole history [%s %s %s]", got, meanwhile, pending, confirmed)
+			}
+		})
+	}
+}
+
+// owner makes p the accommodation's owner.
+func (e *env) owner(accommodation string, p *api.Client) {
+	e.t.Helper()
+	if _, err := e.admin.PutAccommodation(context.Background(), accommodation, api.AccommodationRequest{Partner: p.AffiliateID, Name: "Sea View Rooms"}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func latest(t *testing.T, c *api.Client) []api.LatestMessage31 {
+	t.Helper()
+	got, err := c.Latest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func ids(ms []api.LatestMessage31) []string {
+	out := []string{}
+	for _, m := range ms {
+		out = append(out, m.MessageID)
+	}
+	return out
+}

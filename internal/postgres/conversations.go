@@ -121,19 +121,65 @@ WITH up AS (
 SELECT ` + conversationColumns + `
 FROM up c`
 
-const dequeueConversationSQL = `
-DELETE FROM deliveries d
-USING messages m
-WHERE d.partner_id = $2 AND d.seq = m.seq AND m.conversation_id = $1`
+// A change of a reservation's guest partner, or of an accommodation's owner, moves the queue
+// entries of the conversations concerned (those of c matching a condition on $1) from the
+// partner losing them to the one gaining them ($2 in both), in the transaction that makes the
+// change, after it has updated or locked the conversation rows: a concurrent send holds the
+// row FOR SHARE, so every message of those conversations is committed by then, or will be
+// queued for the new partners.
+//
+// The partner losing a conversation keeps, in departed_queues, the conversation's newest message
+// then and the messages its queue still held unconfirmed; the one gaining it receives, if it had
+// it before, those and every message sent since, and otherwise the whole history. So a message
+// a partner confirmed never comes back, not even after a guest partner detached and attached
+// again, or an accommodation sold and bought back.
+func dequeueSQL(match string) string {
+	return `
+WITH gone AS (
+    DELETE FROM deliveries d
+    USING messages m, conversations c
+    WHERE d.partner_id = $2 AND d.seq = m.seq AND m.conversation_id = c.id AND ` + match + `
+    RETURNING d.seq, d.conversation_id
+)
+INSERT INTO departed_queues (conversation_id, partner_id, through_seq, pending)
+SELECT c.id, $2, COALESCE(newest.seq, 0), COALESCE(g.pending, '{}')
+FROM conversations c
+CROSS JOIN LATERAL (SELECT max(seq) AS seq FROM messages WHERE conversation_id = c.id) newest
+LEFT JOIN (SELECT conversation_id, array_agg(seq) AS pending FROM gone GROUP BY conversation_id) g
+    ON g.conversation_id = c.id
+WHERE ` + match + `
+ON CONFLICT (conversation_id, partner_id) DO UPDATE
+SET through_seq = EXCLUDED.through_seq, pending = EXCLUDED.pending`
+}
 
-const enqueueConversationSQL = `
+func enqueueSQL(match string) string {
+	return `
+WITH back AS (
+    DELETE FROM departed_queues d
+    USING conversations c
+    WHERE d.partner_id = $2 AND d.conversation_id = c.id AND ` + match + `
+    RETURNING d.conversation_id, d.through_seq, d.pending
+)
 INSERT INTO deliveries (partner_id, seq, message_id, conversation_id)
-SELECT $2, seq, id, conversation_id FROM messages WHERE conversation_id = $1
+SELECT $2, m.seq, m.id, m.conversation_id
+FROM conversations c
+JOIN messages m ON m.conversation_id = c.id
+LEFT JOIN back ON back.conversation_id = c.id
+WHERE ` + match + `
+  AND (back.conversation_id IS NULL OR m.seq > back.through_seq OR m.seq = ANY(back.pending))
 ON CONFLICT DO NOTHING`
+}
+
+var (
+	dequeueConversationSQL  = dequeueSQL("c.id = $1")
+	enqueueConversationSQL  = enqueueSQL("c.id = $1")
+	dequeueAccommodationSQL = dequeueSQL("c.accommodation_id = $1")
+	enqueueAccommodationSQL = enqueueSQL("c.accommodation_id = $1")
+)
 
 // PutReservation creates or updates a reservation with its conversation, whose ids are taken
-// from c only on creation. A change of guest partner moves the conversation's messages between
-// the two guest partners' queues in the same transaction.
+// from c only on creation. A change of guest partner moves the conversation's queue entries
+// between the two guest partners' queues in the same transaction (dequeueSQL).
 // The conversation's property partner and name are the accommodation's, read under lock.
 // Errors: messaging.ErrConflict (registered at another accommodation), messaging.ErrNotFound (no
 // such accommodation), messaging.ErrUnavailable.

@@ -145,23 +145,10 @@ SET partner_id = EXCLUDED.partner_id, name = EXCLUDED.name, updated_at = EXCLUDE
 const renameConversationsSQL = `
 UPDATE conversations SET property_name = NULLIF($2, '') WHERE accommodation_id = $1`
 
-const dequeueAccommodationSQL = `
-DELETE FROM deliveries d
-USING messages m, conversations c
-WHERE d.partner_id = $2 AND d.seq = m.seq AND m.conversation_id = c.id AND c.accommodation_id = $1`
-
-const enqueueAccommodationSQL = `
-INSERT INTO deliveries (partner_id, seq, message_id, conversation_id)
-SELECT $2, m.seq, m.id, m.conversation_id
-FROM messages m
-JOIN conversations c ON c.id = m.conversation_id
-WHERE c.accommodation_id = $1
-ON CONFLICT DO NOTHING`
-
 // PutAccommodation creates or replaces an accommodation. A change of owner moves the
-// accommodation's messages from the old owner's queue to the new one's, in the same transaction,
-// and the foreign key's ON UPDATE CASCADE makes it the property partner of every conversation of
-// the accommodation in the same statement. A change of name is written to every conversation of
+// accommodation's queue entries from the old owner's queue to the new one's (dequeueSQL), in the
+// same transaction, and the foreign key's ON UPDATE CASCADE makes it the property partner of every
+// conversation of the accommodation in the same statement. A change of name is written to every conversation of
 // the accommodation in the same transaction; the row lock taken first holds off PutReservation
 // (FOR KEY SHARE) meanwhile, so a conversation created concurrently has one name or the other, and
 // it is the final one.

@@ -1,0 +1,5 @@
+BEGIN;
+
+DROP TABLE departed_queues;
+
+COMMIT;
