@@ -101,21 +101,27 @@ SELECT partner_id, name FROM accommodations WHERE id = $1 FOR KEY SHARE`
 const lockReservationSQL = `
 SELECT COALESCE(guest_partner_id, 0) FROM conversations WHERE reservation_id = $1 FOR UPDATE`
 
-// upsertReservationSQL never moves a reservation to another accommodation: it then updates
-// and returns nothing.
-const upsertReservationSQL = `
+const insertReservationSQL = `
 WITH up AS (
-    INSERT INTO conversations AS c (
+    INSERT INTO conversations (
         id, reservation_id, accommodation_id, guest_partner_id, guest_name, checkin, checkout,
         status, cancelled_at, stay_end, guest_participant_id, property_participant_id,
         created_at, updated_at, property_partner_id, property_name)
     VALUES ($1, $2, $3, NULLIF($4, 0), NULLIF($5, ''), $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15)
-    ON CONFLICT (reservation_id) DO UPDATE
-    SET guest_partner_id = EXCLUDED.guest_partner_id, guest_name = EXCLUDED.guest_name,
-        checkin = EXCLUDED.checkin, checkout = EXCLUDED.checkout, status = EXCLUDED.status,
-        cancelled_at = EXCLUDED.cancelled_at, stay_end = EXCLUDED.stay_end,
-        updated_at = EXCLUDED.updated_at, property_name = EXCLUDED.property_name
-    WHERE c.accommodation_id = EXCLUDED.accommodation_id
+    ON CONFLICT (reservation_id) DO NOTHING
+    RETURNING *
+)
+SELECT ` + conversationColumns + `
+FROM up c`
+
+// updateReservationSQL never moves a reservation to another accommodation: it then updates
+// and returns nothing.
+const updateReservationSQL = `
+WITH up AS (
+    UPDATE conversations
+    SET guest_partner_id = NULLIF($3, 0), guest_name = NULLIF($4, ''), checkin = $5, checkout = $6,
+        status = $7, cancelled_at = $8, stay_end = $9, updated_at = $10, property_name = $11
+    WHERE reservation_id = $1 AND accommodation_id = $2
     RETURNING *
 )
 SELECT ` + conversationColumns + `
@@ -199,13 +205,18 @@ func (s *Store) PutReservation(ctx context.Context, c messaging.Conversation, no
 			return err
 		}
 		var oldGuest int64
-		err := tx.GetContext(ctx, &oldGuest, lockReservationSQL, r.ID)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		created, err := lockOrInsert(
+			func() error { return tx.GetContext(ctx, &oldGuest, lockReservationSQL, r.ID) },
+			func() error {
+				return tx.GetContext(ctx, &row, insertReservationSQL,
+					c.ID, r.ID, r.AccommodationID, r.GuestPartnerID, r.GuestName, r.Checkin, r.Checkout, r.Status,
+					cancelledAt, c.StayEnd, c.GuestParticipantID, c.PropertyParticipantID, now, acc.Owner, acc.Name)
+			})
+		if err != nil || created {
 			return err
 		}
-		err = tx.GetContext(ctx, &row, upsertReservationSQL,
-			c.ID, r.ID, r.AccommodationID, r.GuestPartnerID, r.GuestName, r.Checkin, r.Checkout,
-			r.Status, cancelledAt, c.StayEnd, c.GuestParticipantID, c.PropertyParticipantID, now, acc.Owner, acc.Name)
+		err = tx.GetContext(ctx, &row, updateReservationSQL, r.ID, r.AccommodationID, r.GuestPartnerID, r.GuestName,
+			r.Checkin, r.Checkout, r.Status, cancelledAt, c.StayEnd, now, acc.Name)
 		if errors.Is(err, sql.ErrNoRows) {
 			return messaging.ErrConflict
 		}

@@ -135,11 +135,14 @@ func (s *Store) Accommodation(ctx context.Context, id int64) (messaging.Accommod
 const lockAccommodationSQL = `
 SELECT partner_id, COALESCE(name, '') AS name FROM accommodations WHERE id = $1 FOR UPDATE`
 
-const upsertAccommodationSQL = `
+const insertAccommodationSQL = `
 INSERT INTO accommodations (id, partner_id, name, created_at, updated_at)
 VALUES ($1, $2, NULLIF($3, ''), $4, $4)
-ON CONFLICT (id) DO UPDATE
-SET partner_id = EXCLUDED.partner_id, name = EXCLUDED.name, updated_at = EXCLUDED.updated_at`
+ON CONFLICT (id) DO NOTHING
+RETURNING id`
+
+const updateAccommodationSQL = `
+UPDATE accommodations SET partner_id = $2, name = NULLIF($3, ''), updated_at = $4 WHERE id = $1`
 
 // renameConversationsSQL keeps property_name equal to the accommodation's name.
 const renameConversationsSQL = `
@@ -147,28 +150,32 @@ UPDATE conversations SET property_name = NULLIF($2, '') WHERE accommodation_id =
 
 // PutAccommodation creates or replaces an accommodation. A change of owner moves the
 // accommodation's queue entries from the old owner's queue to the new one's (dequeueSQL), in the
-// same transaction, and the foreign key's ON UPDATE CASCADE makes it the property partner of every
-// conversation of the accommodation in the same statement. A change of name is written to every conversation of
-// the accommodation in the same transaction; the row lock taken first holds off PutReservation
-// (FOR KEY SHARE) meanwhile, so a conversation created concurrently has one name or the other, and
-// it is the final one.
+// same transaction, and the foreign key's ON UPDATE CASCADE makes it the property partner of
+// every conversation of the accommodation in the same statement. A change of name is written to
+// every conversation of the accommodation in the same transaction; the row lock taken first
+// (lockOrInsert) holds off PutReservation (FOR KEY SHARE) meanwhile, so a conversation created
+// concurrently has one name or the other, and it is the final one.
 // Errors: messaging.ErrUnavailable.
 func (s *Store) PutAccommodation(ctx context.Context, a messaging.Accommodation, now time.Time) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var old accommodationRow // zero when the accommodation is new
-		err := tx.GetContext(ctx, &old, lockAccommodationSQL, a.ID)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		var old accommodationRow
+		created, err := lockOrInsert(
+			func() error { return tx.GetContext(ctx, &old, lockAccommodationSQL, a.ID) },
+			func() error {
+				return tx.GetContext(ctx, new(int64), insertAccommodationSQL, a.ID, a.PartnerID, a.Name, now)
+			})
+		if err != nil || created {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, upsertAccommodationSQL, a.ID, a.PartnerID, a.Name, now); err != nil {
+		if _, err := tx.ExecContext(ctx, updateAccommodationSQL, a.ID, a.PartnerID, a.Name, now); err != nil {
 			return err
 		}
-		if old.PartnerID != 0 && old.Name != a.Name {
+		if old.Name != a.Name {
 			if _, err := tx.ExecContext(ctx, renameConversationsSQL, a.ID, a.Name); err != nil {
 				return err
 			}
 		}
-		if old.PartnerID == 0 || old.PartnerID == a.PartnerID {
+		if old.PartnerID == a.PartnerID {
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, dequeueAccommodationSQL, a.ID, old.PartnerID); err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 )
 
 // purgeLockKey names the session advisory lock that lets one replica purge at a time.
@@ -53,13 +54,21 @@ func (s *Store) ExpiredConversations(ctx context.Context, cutoff time.Time, limi
 	return s.uuids(ctx, expiredConversationsSQL, cutoff, limit)
 }
 
+// lockExpiredSQL locks, of the conversations $1, those still at or before the cutoff $2, FOR
+// SHARE: a concurrent PUT of the reservation, or a change of the accommodation's owner (which the
+// foreign key carries to the conversation row), is then waited for, or waits for the purge's
+// transaction. In id order, as two passes would lock them.
+const lockExpiredSQL = `
+SELECT id FROM conversations WHERE id = ANY($1::uuid[]) AND stay_end <= $2 ORDER BY id FOR SHARE`
+
 // purgeMessagesSQL deletes at most $3 messages of the conversations $1 that are still at or
 // before the cutoff $2, with their queue entries. The queue is indexed by partner first, so the
 // entries are found by their primary key: the conversation's current property and guest
 // partners are the only partners that can hold them, because a change of either moves the queue
-// in the same transaction. FOR SHARE makes a concurrent PUT of the reservation, or a change of
-// the accommodation's owner (which the foreign key carries to the conversation row), wait for
-// this batch, or this batch skip a reservation that was just moved out of the purge's reach.
+// in the same transaction. It must run on a snapshot taken after lockExpiredSQL: a change of
+// partner that it waited for committed the new partner's entries after the lock was asked for,
+// and a statement whose snapshot predates them would read the new partner from the locked row
+// but not see its entries, and leave them behind for good.
 const purgeMessagesSQL = `
 WITH doomed AS (
     SELECT m.seq, c.property_partner_id, c.guest_partner_id
@@ -69,7 +78,6 @@ WITH doomed AS (
     ) m
     WHERE c.id = ANY($1::uuid[]) AND c.stay_end <= $2
     LIMIT $3
-    FOR SHARE OF c
 ), queued AS (
     DELETE FROM deliveries d
     USING doomed x, LATERAL (VALUES (x.property_partner_id), (x.guest_partner_id)) AS p (partner_id)
@@ -84,11 +92,17 @@ WITH doomed AS (
 SELECT (SELECT count(*) FROM gone) AS messages, (SELECT count(*) FROM queued) AS deliveries`
 
 // PurgeMessages deletes at most limit messages, and their queue entries, of the conversations
-// ids whose stay end is still at or before cutoff, in one statement. It returns how many of
-// each it deleted. Errors: messaging.ErrUnavailable.
+// ids whose stay end is still at or before cutoff, in one transaction of two statements: the lock,
+// then the deletes. It returns how many of each it deleted. Errors: messaging.ErrUnavailable.
 func (s *Store) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (messages, deliveries int, err error) {
-	err = s.db.QueryRowxContext(ctx, purgeMessagesSQL, uuidArray(ids), cutoff, limit).Scan(&messages, &deliveries)
-	return messages, deliveries, translate(err)
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var locked []uuid.UUID
+		if err := tx.SelectContext(ctx, &locked, lockExpiredSQL, uuidArray(ids), cutoff); err != nil || len(locked) == 0 {
+			return err
+		}
+		return tx.QueryRowxContext(ctx, purgeMessagesSQL, uuidArray(locked), cutoff, limit).Scan(&messages, &deliveries)
+	})
+	return messages, deliveries, err
 }
 
 const purgeConversationKeysSQL = `

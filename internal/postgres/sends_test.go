@@ -375,13 +375,8 @@ func TestSendRacingAPartnerChange(t *testing.T) {
 					Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"}, Content: "raced", IdempotencyKey: "K"})
 				sends <- sent{id, err}
 			}()
+			waitForLockWaiters(t, db, 1) // the send, on the key
 			deadline := time.Now().Add(10 * time.Second)
-			for lockWaiters(t, db) < 1 { // the send, on the key
-				if time.Now().After(deadline) {
-					t.Fatal("the send never waited for the key")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
 			go func() { changes <- tc.change(ctx, f, to) }()
 			for changed := false; !changed && lockWaiters(t, db) < 2; { // done, or waiting for the send
 				if time.Now().After(deadline) {
@@ -425,4 +420,16 @@ func lockWaiters(t *testing.T, db *sqlx.DB) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// waitForLockWaiters waits until at least n sessions of the test's database wait for a lock.
+func waitForLockWaiters(t *testing.T, db *sqlx.DB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for lockWaiters(t, db) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d sessions wait for a lock after 10 s", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

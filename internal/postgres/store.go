@@ -215,6 +215,23 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return translate(tx.Commit())
 }
 
+// lockOrInsert runs lock, which reads a row FOR UPDATE, and when there is none, insert, which
+// creates it unless a concurrent transaction already has (ON CONFLICT DO NOTHING, which waits
+// for that transaction, and then sql.ErrNoRows), in which case lock runs again and reads the row
+// that transaction committed. It reports whether insert created the row. Without the second
+// lock, two first PUTs of one id would both read "nothing before", and the one that lost the
+// insert, an update in fact, would not see what it replaces (such as the partner whose queue
+// entries it must move).
+func lockOrInsert(lock, insert func() error) (created bool, err error) {
+	if err = lock(); !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	if err = insert(); !errors.Is(err, sql.ErrNoRows) {
+		return err == nil, err
+	}
+	return false, lock()
+}
+
 // Unreachable reports whether err means that the database cannot be reached now (down,
 // starting up, refusing connections, or too slow), which retrying may cure.
 func Unreachable(err error) bool {

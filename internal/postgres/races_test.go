@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/guestmsg/messaging/internal/messaging"
+	"github.com/guestmsg/messaging/internal/pgtest"
+	"github.com/guestmsg/messaging/internal/purge"
+)
+
+// TestPurgeRacingAPartnerChange purges an expired conversation while a change of its guest
+// partner, or of its accommodation's owner, is in flight: the change has rewritten the
+// conversation row and is queueing the history for the new partner when the purge's message
+// batch starts. The batch waits for the row (FOR SHARE), then reads the new partner from the
+// row's newest version; had it done so on a snapshot taken before the change committed, it would
+// not see the new partner's queue entries, and would delete the messages and leave the entries
+// behind for good (purgeMessagesSQL). The change is held in its last statement by an
+// uncommitted queue row of the new partner.
+func TestPurgeRacingAPartnerChange(t *testing.T) {
+	cases := []struct {
+		name   string
+		kind   messaging.Side
+		change func(ctx context.Context, f fixture, to messaging.Caller) error
+	}{
+		{"guest partner changes", messaging.Guest, func(ctx context.Context, f fixture, to messaging.Caller) error {
+			r := f.conv.Reservation
+			r.GuestPartnerID = to.AffiliateID
+			_, err := f.svc.PutReservation(ctx, r)
+			return err
+		}},
+		{"owner changes", messaging.Property, func(ctx context.Context, f fixture, to messaging.Caller) error {
+			_, err := f.svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7, PartnerID: to.AffiliateID})
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := pgtest.DB(t)
+			store := New(ctx, db)
+			f := newFixture(t, store)
+			guest := withGuest(t, f)
+			ref := messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"}
+			for _, from := range []messaging.Caller{guest, f.caller} {
+				if _, err := f.svc.Send(ctx, from, messaging.SendInput{Ref: ref, Content: "hello"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			to := newCaller(t, f.svc, tc.kind, "new partner")
+
+			// The purge runs at the instant the conversation's retention ends.
+			f.now = f.conv.StayEnd.Add(365 * 24 * time.Hour)
+			cutoff := messaging.DefaultWindows.RetentionCutoff(f.now)
+
+			var last struct {
+				Seq int64     `db:"seq"`
+				ID  uuid.UUID `db:"id"`
+			}
+			if err := db.Get(&last, `SELECT seq, id FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT 1`, f.conv.ID); err != nil {
+				t.Fatal(err)
+			}
+			blocker, err := db.Beginx()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer blocker.Rollback()
+			if _, err := blocker.Exec(`INSERT INTO deliveries (partner_id, seq, message_id, conversation_id) VALUES ($1, $2, $3, $4)`,
+				to.AffiliateID, last.Seq, last.ID, f.conv.ID); err != nil {
+				t.Fatal(err)
+			}
+
+			changes, purged := make(chan error, 1), make(chan error, 1)
+			go func() { changes <- tc.change(ctx, f, to) }()
+			waitForLockWaiters(t, db, 1) // the change, in its enqueue, on the blocker's row
+			go func() {
+				_, _, err := store.PurgeMessages(ctx, []uuid.UUID{f.conv.ID}, cutoff, 2000)
+				purged <- err
+			}()
+			waitForLockWaiters(t, db, 2) // the purge's batch, on the conversation row
+			if err := blocker.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-changes; err != nil {
+				t.Fatalf("change: %v", err)
+			}
+			if err := <-purged; err != nil {
+				t.Fatalf("PurgeMessages: %v", err)
+			}
+
+			// A whole pass then removes what is left of the conversation.
+			w := purge.New(store, messaging.DefaultWindows, func() time.Time { return f.now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if _, err := w.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var conversations, messages, queued int
+			if err := db.Get(&conversations, `SELECT count(*) FROM conversations WHERE id = $1`, f.conv.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Get(&messages, `SELECT count(*) FROM messages WHERE conversation_id = $1`, f.conv.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Get(&queued, `SELECT count(*) FROM deliveries WHERE conversation_id = $1`, f.conv.ID); err != nil {
+				t.Fatal(err)
+			}
+			var left []int64
+			if err := db.Select(&left, `SELECT partner_id FROM deliveries WHERE conversation_id = $1`, f.conv.ID); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("queue entries left for partners %v (new partner %d)", left, to.AffiliateID)
+			if conversations != 0 || messages != 0 || queued != 0 {
+				t.Errorf("after the purge: %d conversations, %d messages, %d queue entries of the expired conversation; want none",
+					conversations, messages, queued)
+			}
+		})
+	}
+}
+
+// TestConcurrentRegistrationsKeepTheQueueWithTheGuest registers one new reservation twice at
+// once, with two different guest partners, while the property sends to it as soon as it exists.
+// The registration that loses the insert must see the first one's guest partner (lockOrInsert)
+// and take the conversation's messages out of its queue: a message sent between the two commits
+// would otherwise stay queued for a partner no longer on the conversation, which no read shows
+// and the purge (which deletes the entries of the conversation's current partners only) never
+// deletes.
+func TestConcurrentRegistrationsKeepTheQueueWithTheGuest(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	store := New(ctx, db)
+	f := newFixture(t, store)
+	g1, g2 := newCaller(t, f.svc, messaging.Guest, "G1"), newCaller(t, f.svc, messaging.Guest, "G2")
+	const rounds = 300
+	for range rounds {
+		id := "N" + uuid.NewString()[:8]
+		r := messaging.Reservation{ID: id, AccommodationID: 7,
+			Checkin: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Checkout: time.Date(2026, 7, 5, 0, 0, 0, 0, time.UTC)}
+		done := make(chan error, 3)
+		for _, g := range []messaging.Caller{g1, g2} {
+			r := r // each registration with its own guest partner
+			r.GuestPartnerID = g.AffiliateID
+			go func() { _, err := f.svc.PutReservation(ctx, r); done <- err }()
+		}
+		go func() {
+			for range 200 {
+				_, err := f.svc.Send(ctx, f.caller, messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: id}, Content: "welcome"})
+				if err == nil {
+					done <- nil
+					return
+				}
+			}
+			done <- nil
+		}()
+		for range 3 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var stale []string
+	if err := db.Select(&stale, `
+		SELECT c.reservation_id || ':' || d.partner_id FROM deliveries d JOIN conversations c ON c.id = d.conversation_id
+		WHERE d.partner_id <> c.property_partner_id AND d.partner_id IS DISTINCT FROM c.guest_partner_id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(stale) != 0 {
+		t.Errorf("%d queue entries of partners no longer on their conversation (of %d registrations): %v", len(stale), rounds, stale)
+	}
+
+	// Past retention the purge deletes every conversation, and must take every queue entry.
+	f.now = f.conv.StayEnd.Add(365 * 24 * time.Hour)
+	w := purge.New(store, messaging.DefaultWindows, func() time.Time { return f.now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := w.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var conversations, queued int
+	if err := db.Get(&conversations, `SELECT count(*) FROM conversations`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Get(&queued, `SELECT count(*) FROM deliveries`); err != nil {
+		t.Fatal(err)
+	}
+	if conversations != 0 || queued != 0 {
+		t.Errorf("after the purge: %d conversations and %d queue entries left, want none", conversations, queued)
+	}
+}
