@@ -152,8 +152,8 @@ func parseUUID(raw json.RawMessage, field string) (id uuid.UUID, given bool, err
 	return uuid.Nil, false, messaging.Invalid(field)
 }
 
-// canonicalUUID parses a UUID in the 36-character form the API writes, and no other
-// (uuid.ParseBytes alone also takes 32 hex digits, braces and urn:uuid:).
+// canonicalUUID parses a UUID in the 36-character form the API writes, in either case, and no
+// other (uuid.ParseBytes alone also takes 32 hex digits, braces and urn:uuid:).
 func canonicalUUID(text []byte) (uuid.UUID, bool) {
 	id, err := uuid.ParseBytes(text)
 	return id, err == nil && len(text) == 36
@@ -205,6 +205,29 @@ func parseUUIDs(raw json.RawMessage, field string, max int) ([]uuid.UUID, error)
 		ids[i] = id
 	}
 	return ids, f.Err()
+}
+
+// spellings maps each id of raw, a list that parseUUIDs read, to how the request first wrote
+// it, so that an answer can list "the ids of the request" (§5.3) as they were written: UUIDs are
+// read in either case (RFC 9562), and the service writes them in lower case. It is nil when
+// every id is written as the service writes it, as clients that echo the service's ids do.
+func spellings(raw json.RawMessage) map[uuid.UUID]string {
+	if !bytes.ContainsAny(raw, `ABCDEF\`) {
+		return nil
+	}
+	var texts []string
+	if json.Unmarshal(raw, &texts) != nil {
+		return nil
+	}
+	out := make(map[uuid.UUID]string, len(texts))
+	for _, t := range texts {
+		if id, err := uuid.Parse(t); err == nil {
+			if _, seen := out[id]; !seen {
+				out[id] = t
+			}
+		}
+	}
+	return out
 }
 
 func allDigits(s string) bool {

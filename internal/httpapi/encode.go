@@ -50,9 +50,10 @@ func (s *Server) writeConversation(c echo.Context, v version, view messaging.Con
 	return s.writeJSON(c, func(b []byte) []byte { return appendConversation(b, v, requestID(c), view) })
 }
 
-// writeConfirm answers with the confirmed ids in the shapes of v.
-func (s *Server) writeConfirm(c echo.Context, v version, ids []uuid.UUID) error {
-	return s.writeJSON(c, func(b []byte) []byte { return appendConfirm(b, v, requestID(c), ids) })
+// writeConfirm answers with the confirmed ids in the shapes of v, each as spelled maps it when
+// spelled is not nil (see spellings).
+func (s *Server) writeConfirm(c echo.Context, v version, ids []uuid.UUID, spelled map[uuid.UUID]string) error {
+	return s.writeJSON(c, func(b []byte) []byte { return appendConfirm(b, v, requestID(c), ids, spelled) })
 }
 
 // writeJSON answers 200 with the JSON that appendAnswer appends to a pooled buffer.
@@ -106,7 +107,7 @@ func appendLatest(b []byte, v version, requestID string, page []messaging.Delive
 		b = append(b, `","metadata":`...)
 		b = appendMetadata(b, sender, d.Conversation.ParticipantName(sender))
 		b = append(b, `},"attachments":`...)
-		b = appendUUIDs(b, d.Attachments)
+		b = appendUUIDs(b, d.Attachments, nil)
 		b = append(b, `,"timestamp":"`...)
 		b = appendTime(b, d.CreatedAt)
 		b = append(b, `"}`...)
@@ -115,17 +116,18 @@ func appendLatest(b []byte, v version, requestID string, page []messaging.Delive
 }
 
 // appendConfirm appends the confirm answer (api.Response of api.ConfirmData31, or
-// api.ConfirmResponse32), with encoding/json's trailing newline.
-func appendConfirm(b []byte, v version, requestID string, ids []uuid.UUID) []byte {
+// api.ConfirmResponse32), with encoding/json's trailing newline; the ids as spelled maps them
+// when it is not nil.
+func appendConfirm(b []byte, v version, requestID string, ids []uuid.UUID, spelled map[uuid.UUID]string) []byte {
 	b = append(b, `{"request_id":`...)
 	b = appendJSONString(b, requestID)
 	if v == v32 {
 		b = append(b, `,"confirmedMessages":`...)
-		b = appendUUIDs(b, ids)
+		b = appendUUIDs(b, ids, spelled)
 		return append(b, "}\n"...)
 	}
 	b = append(b, `,"data":{"confirmed_messages":`...)
-	b = appendUUIDs(b, ids)
+	b = appendUUIDs(b, ids, spelled)
 	return append(b, "}}\n"...)
 }
 
@@ -157,7 +159,7 @@ func appendConversation(b []byte, v version, requestID string, view messaging.Co
 		b = append(b, `","content":`...)
 		b = appendJSONString(b, m.Content)
 		b = append(b, `,"attachments":`...)
-		b = appendUUIDs(b, m.Attachments)
+		b = appendUUIDs(b, m.Attachments, nil)
 		b = append(b, `,"timestamp":"`...)
 		b = appendTime(b, m.CreatedAt)
 		if v == v32 {
@@ -202,12 +204,17 @@ func appendMetadata(b []byte, side messaging.Side, name string) []byte {
 	return append(b, '}')
 }
 
-// appendUUIDs appends ids as a JSON array of strings.
-func appendUUIDs(b []byte, ids []uuid.UUID) []byte {
+// appendUUIDs appends ids as a JSON array of strings, each as spelled maps it when spelled is
+// not nil, and as the service writes ids otherwise.
+func appendUUIDs(b []byte, ids []uuid.UUID, spelled map[uuid.UUID]string) []byte {
 	b = append(b, '[')
 	for i, id := range ids {
 		if i > 0 {
 			b = append(b, ',')
+		}
+		if spelled != nil {
+			b = appendJSONString(b, spelled[id])
+			continue
 		}
 		b = append(b, '"')
 		b = appendUUID(b, id)

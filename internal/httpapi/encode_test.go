@@ -220,7 +220,7 @@ func TestAppendConfirmMatchesEncodingJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := appendConfirm(nil, v, `req "id" <1>`, ids); !bytes.Equal(got, buf.Bytes()) {
+			if got := appendConfirm(nil, v, `req "id" <1>`, ids, nil); !bytes.Equal(got, buf.Bytes()) {
 				t.Errorf("%d ids v%d:\nappendConfirm = %s\nencoding/json = %s", len(ids), v, got, buf.Bytes())
 			}
 		}

@@ -115,7 +115,7 @@ func (s *Server) confirm(v version) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return s.writeConfirm(c, v, confirmed)
+		return s.writeConfirm(c, v, confirmed, spellings(b.Messages))
 	}
 }
 

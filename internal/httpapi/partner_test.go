@@ -3,9 +3,11 @@ package httpapi_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +130,35 @@ func TestConfirmIgnoresForeignAndUnknownIDs(t *testing.T) {
 	// The other property still has its message pending.
 	if pending, _ := other.property.Latest(ctx); len(pending) != 1 || pending[0].MessageID != foreign {
 		t.Errorf("other Latest() = %+v, want [%s]", pending, foreign)
+	}
+}
+
+// TestConfirmAnswersTheIDsAsTheRequestWroteThem: ids are read in either case, and the answer
+// lists "the ids of the request" (§5.3) as the request wrote them, so that a client checking the
+// answer against what it sent finds them; the first spelling of an id given twice.
+func TestConfirmAnswersTheIDsAsTheRequestWroteThem(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	m, n := th.send(t, th.guest, "one"), th.send(t, th.guest, "two")
+	upper, mixed := strings.ToUpper(m), strings.ToUpper(n[:8])+n[8:]
+	for _, path := range []string{"/messages/latest/confirm", "/3.2/messages/latest/confirm"} {
+		a := e.as(th.property, path, `{"messages":["`+upper+`","`+m+`","`+mixed+`"]}`)
+		var resp struct {
+			Data struct {
+				Confirmed []string `json:"confirmed_messages"`
+			} `json:"data"`
+			Confirmed []string `json:"confirmedMessages"`
+		}
+		if err := json.Unmarshal(a.body, &resp); a.status != 200 || err != nil {
+			t.Fatalf("%s = %d %s", path, a.status, a.body)
+		}
+		got := append(resp.Data.Confirmed, resp.Confirmed...)
+		if want := []string{upper, mixed}; !slices.Equal(got, want) {
+			t.Errorf("%s confirmed %v, want %v", path, got, want)
+		}
+	}
+	if got := ids(latest(t, th.property)); len(got) != 0 {
+		t.Errorf("Latest after the confirm = %v, want none", got)
 	}
 }
 
