@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -212,7 +213,7 @@ func parseUUIDs(raw json.RawMessage, field string, max int) ([]uuid.UUID, error)
 // read in either case (RFC 9562), and the service writes them in lower case. It is nil when
 // every id is written as the service writes it, as clients that echo the service's ids do.
 func spellings(raw json.RawMessage) map[uuid.UUID]string {
-	if !bytes.ContainsAny(raw, `ABCDEF\`) {
+	if inner := bytes.TrimSpace(raw); len(inner) >= 2 && allBit5(inner[1:len(inner)-1]) {
 		return nil
 	}
 	var texts []string
@@ -228,6 +229,25 @@ func spellings(raw json.RawMessage) map[uuid.UUID]string {
 		}
 	}
 	return out
+}
+
+// allBit5 reports whether every byte of b has bit 0x20 set, as lower-case letters, digits, '-',
+// '"', ',' and ' ' do, and upper-case letters, '\\' and control characters do not: for the
+// inside of a list of UUIDs, that no id is in upper case or escaped. Eight bytes at a time (a
+// confirm carries up to 1,000 ids; bytes.ContainsAny took 5 µs for 100).
+func allBit5(b []byte) bool {
+	const bit5 = 0x2020202020202020
+	for ; len(b) >= 8; b = b[8:] {
+		if binary.LittleEndian.Uint64(b)&bit5 != bit5 {
+			return false
+		}
+	}
+	for _, c := range b {
+		if c&0x20 == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func allDigits(s string) bool {

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -279,4 +281,27 @@ func benchPage() []messaging.Delivery {
 			CreatedAt: time.Now()}, Conversation: conv}
 	}
 	return page
+}
+
+// TestSpellings: a list of ids as the service writes them needs no map, whatever its spacing; any
+// other spelling maps each id to the first way the request wrote it.
+func TestSpellings(t *testing.T) {
+	a, b := uuid.MustParse("01a1ffdb-d4dc-7be7-992e-34103c14887a"), uuid.MustParse("01a1ffdb-d4e0-729b-8ce9-7675fb1fd881")
+	for _, raw := range []string{`["` + a.String() + `"]`, ` [ "` + a.String() + `", "` + b.String() + `" ] `, `[]`} {
+		if got := spellings(json.RawMessage(raw)); got != nil {
+			t.Errorf("spellings(%s) = %v, want nil", raw, got)
+		}
+	}
+	upper := strings.ToUpper(a.String())
+	escaped := `\u0030` + b.String()[1:] // "0" escaped
+	for raw, want := range map[string]map[uuid.UUID]string{
+		`["` + upper + `","` + a.String() + `"]`:                       {a: upper},
+		"[\n\"" + a.String() + "\",\n\"" + upper + "\"\n]":             {a: a.String()},
+		`["` + escaped + `"]`:                                          {b: b.String()},
+		`["` + a.String() + `","` + strings.ToUpper(b.String()) + `"]`: {a: a.String(), b: strings.ToUpper(b.String())},
+	} {
+		if got := spellings(json.RawMessage(raw)); !maps.Equal(got, want) {
+			t.Errorf("spellings(%s) = %v, want %v", raw, got, want)
+		}
+	}
 }
