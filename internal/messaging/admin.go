@@ -77,9 +77,11 @@ func (s *Service) RevokeKey(ctx context.Context, id uuid.UUID) (APIKey, error) {
 	return s.store.RevokeKey(ctx, id, s.Now())
 }
 
-// PutAccommodation creates or updates an accommodation. When its owner changes, the new owner's
-// queue receives every message of the accommodation's conversations, and the old owner's loses
-// them. Errors: *ValidationError, ErrUnavailable.
+// PutAccommodation creates or updates an accommodation. When its owner changes, the old owner's
+// queue loses the accommodation's conversations and the new owner's receives their messages:
+// all of them, but for an owner that had a conversation before, only what it had not confirmed
+// then and what was sent since (a confirmed message never comes back).
+// Errors: *ValidationError, ErrUnavailable.
 func (s *Service) PutAccommodation(ctx context.Context, a Accommodation) (Accommodation, error) {
 	if a.ID <= 0 {
 		return Accommodation{}, Invalid("id")
@@ -98,7 +100,8 @@ func (s *Service) PutAccommodation(ctx context.Context, a Accommodation) (Accomm
 
 // PutReservation creates or updates a reservation and its conversation; changing dates or
 // cancelling moves the windows at once. Attaching another guest partner moves the
-// conversation's messages from the old guest partner's queue to the new one's.
+// conversation from the old guest partner's queue to the new one's, as PutAccommodation does
+// for owners.
 // Errors: *ValidationError, ErrConflict (registered at another accommodation), ErrUnavailable.
 func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversation, error) {
 	if r.ID == "" || !ValidReservationID(r.ID) {
