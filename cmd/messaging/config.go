@@ -53,6 +53,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
+	days := func(name string, def int) int {
+		n := integer(name, def, 0)
+		if n > messaging.MaxWindowDays {
+			errs = append(errs, fmt.Errorf("%s: want at most %d days, got %d", name, messaging.MaxWindowDays, n))
+		}
+		return n
+	}
 	duration := func(name string, def time.Duration) time.Duration {
 		v := getenv(name)
 		if v == "" {
@@ -67,12 +74,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL: getenv("DATABASE_URL"),
 		ListenAddr:  str("LISTEN_ADDR", ":8080"),
-		AdminToken:  getenv("ADMIN_TOKEN"),
+		AdminToken:  strings.TrimSpace(getenv("ADMIN_TOKEN")), // a secrets file's newline, say
 		Windows: messaging.Windows{
-			GuestDays:         integer("GUEST_WINDOW_DAYS", messaging.DefaultWindows.GuestDays, 0),
-			PropertySendDays:  integer("PROPERTY_SEND_DAYS", messaging.DefaultWindows.PropertySendDays, 0),
-			PropertyReplyDays: integer("PROPERTY_REPLY_DAYS", messaging.DefaultWindows.PropertyReplyDays, 0),
-			RetentionDays:     integer("RETENTION_DAYS", messaging.DefaultWindows.RetentionDays, 0),
+			GuestDays:         days("GUEST_WINDOW_DAYS", messaging.DefaultWindows.GuestDays),
+			PropertySendDays:  days("PROPERTY_SEND_DAYS", messaging.DefaultWindows.PropertySendDays),
+			PropertyReplyDays: days("PROPERTY_REPLY_DAYS", messaging.DefaultWindows.PropertyReplyDays),
+			RetentionDays:     days("RETENTION_DAYS", messaging.DefaultWindows.RetentionDays),
 		},
 		PurgeInterval:      duration("PURGE_INTERVAL", time.Hour),
 		MaxBodyBytes:       int64(integer("MAX_BODY_BYTES", 2<<20, 1)),

@@ -46,6 +46,32 @@ func TestLoadConfigZeroPropertySendDays(t *testing.T) {
 	}
 }
 
+// TestLoadConfigBoundsTheWindows: a duration of days past what time.Duration holds would wrap
+// around to a negative window, and RETENTION_DAYS=999999, meant as "keep for ever", would make
+// the purge delete everything.
+func TestLoadConfigBoundsTheWindows(t *testing.T) {
+	for _, name := range []string{"GUEST_WINDOW_DAYS", "PROPERTY_SEND_DAYS", "PROPERTY_REPLY_DAYS", "RETENTION_DAYS"} {
+		vars := map[string]string{"DATABASE_URL": "x", "RETENTION_DAYS": "36500", name: "999999"}
+		if _, err := loadConfig(env(vars)); err == nil || !strings.Contains(err.Error(), name+": want at most 36500 days") {
+			t.Errorf("loadConfig(%s=999999) = %v, want it refused", name, err)
+		}
+	}
+	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "GUEST_WINDOW_DAYS": "36500", "RETENTION_DAYS": "36500"}))
+	now := time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)
+	if err != nil || !c.Windows.RetentionCutoff(now).Before(now.AddDate(-99, 0, 0)) {
+		t.Errorf("loadConfig(36500 days) = %+v, %v; want a retention cutoff 100 years back", c.Windows, err)
+	}
+}
+
+// TestLoadConfigTrimsTheAdminToken: a token read from a secrets file often ends in a newline,
+// which no Authorization header can carry.
+func TestLoadConfigTrimsTheAdminToken(t *testing.T) {
+	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "ADMIN_TOKEN": "0123456789abcdef\n"}))
+	if err != nil || c.AdminToken != "0123456789abcdef" {
+		t.Errorf("loadConfig(ADMIN_TOKEN with a newline) = %q, %v", c.AdminToken, err)
+	}
+}
+
 func TestMaskDSN(t *testing.T) {
 	got := maskDSN("postgres://user:hunter2@db:5432/messaging?sslmode=disable")
 	if strings.Contains(got, "hunter2") || !strings.Contains(got, "user") {

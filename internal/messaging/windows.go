@@ -12,6 +12,11 @@ type Windows struct {
 	RetentionDays     int // property may read, and data is kept, until stay end + RetentionDays
 }
 
+// MaxWindowDays bounds each duration of Windows: 100 years, far below the 106,751 days past
+// which a time.Duration of days overflows and a window, or the retention, would turn negative
+// (a purge would then delete everything).
+const MaxWindowDays = 36_500
+
 // DefaultWindows are the contract's defaults: 66, 7, 14 and 365 days.
 var DefaultWindows = Windows{GuestDays: 66, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 365}
 
