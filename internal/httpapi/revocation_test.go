@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/messaging"
+	"github.com/guestmsg/messaging/internal/ratelimit"
 )
 
 // TestRevokedKeyStopsAtOnce: the service remembers a key once it has worked, and every
@@ -152,4 +154,67 @@ func TestSendWhenTheConversationChangesMidway(t *testing.T) {
 			t.Errorf("%s while a send was on its way: the send wrote to the database", tt.name)
 		}
 	}
+}
+
+// TestRevokedKeyWithABadBodyIsUnauthorized: a request whose body is refused never reaches the
+// store, whose statements check the key; a key the process cached must still answer 401 once
+// revoked, as an unknown key does, and never the body's 400 or 415, which would tell the two
+// apart (§1: authentication comes first).
+func TestRevokedKeyWithABadBodyIsUnauthorized(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	guest := e.revokedAfterUse(th.guest)
+	for _, tt := range []struct{ name, path, contentType, body string }{
+		{"send without content", "/messages/send", "application/json", `{}`},
+		{"confirm of a malformed id", "/messages/latest/confirm", "application/json", `{"messages":["x"]}`},
+		{"conversation, not a JSON object", "/messages/conversations", "application/json", `[]`},
+		{"upload as text/plain", "/messages/attachments/upload", "text/plain", `{}`},
+		{"metadata without ids", "/messages/attachments/metadata", "application/json", `{}`},
+	} {
+		h := authHeaders(guest)
+		h["Content-Type"] = tt.contentType
+		if a := e.raw(http.MethodPost, tt.path, h, tt.body); a.status != http.StatusUnauthorized || a.errorID(t) != api.ErrUnauthorized {
+			t.Errorf("%s with a revoked key = %d %s, want 401 unauthorized (as with an unknown key)", tt.name, a.status, a.body)
+		}
+	}
+	// The partner's other key is unaffected, and a bad body from it is still its 400.
+	if a := e.as(th.guest, "/messages/send", `{}`); a.status != http.StatusBadRequest {
+		t.Errorf("send without content with a valid key = %d %s, want 400", a.status, a.body)
+	}
+}
+
+// TestRevokedKeyCannotSpendThePartnersBudget: a leaked key, revoked, that only sends bodies
+// refused before the store must not keep taking the partner's rate-limit tokens.
+func TestRevokedKeyCannotSpendThePartnersBudget(t *testing.T) {
+	e := newEnvOpts(t, envOptions{
+		windows:   messaging.DefaultWindows,
+		rateLimit: func(now func() time.Time) *ratelimit.Limiter { return ratelimit.New(5, 0, now) },
+	})
+	th := e.thread()
+	leaked := e.revokedAfterUse(th.guest)
+	for range 10 {
+		e.as(leaked, "/messages/send", `{}`)
+	}
+	if a := e.as(th.guest, "/messages/latest", ""); a.status != http.StatusOK {
+		t.Errorf("the partner's valid key after its revoked key was used = %d %s, want 200", a.status, a.body)
+	}
+}
+
+// revokedAfterUse gives p's partner a second key, uses it once (so the process caches it), and
+// revokes it.
+func (e *env) revokedAfterUse(p *api.Client) *api.Client {
+	e.t.Helper()
+	ctx := context.Background()
+	k, err := e.admin.CreateKey(ctx, p.AffiliateID, "to revoke")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := &api.Client{BaseURL: e.url, AffiliateID: p.AffiliateID, APIKey: k.APIKey}
+	if _, err := c.Latest(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.admin.RevokeKey(ctx, k.KeyID); err != nil {
+		e.t.Fatal(err)
+	}
+	return c
 }

@@ -201,8 +201,27 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if ok, retryAfter := s.cfg.RateLimit.Allow(p.AffiliateID); !ok {
 			return &rateLimitedError{retryAfter: retryAfter}
 		}
-		return next(c)
+		err = next(c)
+		if err != nil && p.Recognised && refusedUnread(err) {
+			// Refused before any store call checked the key, which may have been revoked since
+			// the process cached it: that is 401 first. (A revoked key is forgotten here, so it
+			// stops spending the partner's request budget too.)
+			if kerr := s.svc.CheckKey(c.Request().Context(), p); kerr != nil {
+				return kerr
+			}
+		}
+		return err
 	}
+}
+
+// refusedUnread reports whether err answers a request refused for its body (400, 413, 415),
+// which a handler does before its first store call.
+func refusedUnread(err error) bool {
+	switch status, _ := problem(err); status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+		return true
+	}
+	return false
 }
 
 func callerOf(c echo.Context) messaging.Caller {

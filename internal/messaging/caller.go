@@ -16,6 +16,10 @@ import (
 type Caller struct {
 	Partner
 	KeyHash []byte
+	// Recognised tells that the key was recognised from the cache: nothing has checked it
+	// against revocation yet, and a request that fails before its first store call must have
+	// it checked before it is answered (CheckKey).
+	Recognised bool
 }
 
 // maxCachedKeys bounds the memory of the key cache: far more keys than partners in practice.
@@ -59,7 +63,7 @@ func (c *keyCache) forget(hash []byte) {
 func (s *Service) Authenticate(ctx context.Context, secret string, affiliateID int64) (Caller, error) {
 	hash := HashSecret(secret)
 	if p, ok := s.keys.get(hash); ok && p.AffiliateID == affiliateID {
-		return Caller{Partner: p, KeyHash: hash}, nil
+		return Caller{Partner: p, KeyHash: hash, Recognised: true}, nil
 	}
 	// Unknown here, or presented for another partner: the store decides between 401 and 403,
 	// so that a revoked key is never told apart from an unknown one.
@@ -76,6 +80,16 @@ func (s *Service) Authenticate(ctx context.Context, secret string, affiliateID i
 	}
 	s.keys.put(hash, p)
 	return Caller{Partner: p, KeyHash: hash}, nil
+}
+
+// CheckKey checks a recognised caller's key against the store, for a request answered without
+// a store call (its body refused, say): a revoked key must get 401, as an unknown one does, and
+// not an answer that tells the two apart. Errors: ErrUnauthorized (revoked), ErrUnavailable.
+func (s *Service) CheckKey(ctx context.Context, caller Caller) error {
+	if !caller.Recognised {
+		return nil // the store has just checked it
+	}
+	return s.recheck(ctx, caller, nil)
 }
 
 // recheck explains why a statement that checks the caller's key found nothing: ErrUnauthorized
