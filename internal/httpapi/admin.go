@@ -97,16 +97,28 @@ func (s *Server) putAccommodation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var b api.AccommodationRequest
+	var b accommodationBody
 	if err := s.bindBody(c, &b); err != nil {
 		return err
 	}
-	a, err := s.svc.PutAccommodation(c.Request().Context(), messaging.Accommodation{ID: id, PartnerID: b.Partner, Name: b.Name})
+	var partner int64 // absent: the domain answers Missing
+	if b.Partner != nil {
+		if partner = *b.Partner; partner <= 0 {
+			return messaging.Invalid("partner") // given, so not missing
+		}
+	}
+	a, err := s.svc.PutAccommodation(c.Request().Context(), messaging.Accommodation{ID: id, PartnerID: partner, Name: b.Name})
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, api.Response[api.AccommodationData]{RequestID: requestID(c),
 		Data: api.AccommodationData{ID: strconv.FormatInt(a.ID, 10), Partner: a.PartnerID, Name: a.Name}})
+}
+
+// accommodationBody is api.AccommodationRequest with the partner's presence kept.
+type accommodationBody struct {
+	Partner *int64 `json:"partner"`
+	Name    string `json:"name"`
 }
 
 type reservationBody struct {

@@ -171,6 +171,14 @@ func TestAdminAccommodationsAndReservations(t *testing.T) {
 	if _, err := e.admin.PutAccommodation(ctx, "6819548", api.AccommodationRequest{Partner: 424242}); apiErrorID(t, err) != "invalid_parameter" {
 		t.Errorf("PutAccommodation(unknown owner) = %v, want invalid_parameter", err)
 	}
+	// An absent owner is missing; one given as 0 or less is there, and invalid.
+	h := map[string]string{"Authorization": "Bearer " + adminToken, "Content-Type": "application/json"}
+	for body, want := range map[string]string{`{}`: "missing_parameter", `{"partner":null}`: "missing_parameter",
+		`{"partner":0}`: "invalid_parameter", `{"partner":-5}`: "invalid_parameter", `{"partner":-9223372036854775808}`: "invalid_parameter"} {
+		if a := e.raw(http.MethodPut, "/admin/accommodations/6819548", h, body); a.status != 400 || a.errorID(t) != want {
+			t.Errorf("PUT /admin/accommodations/6819548 %s = %d %s, want 400 %s", body, a.status, a.body, want)
+		}
+	}
 	gp := guest.AffiliateID
 	r, err := e.admin.PutReservation(ctx, "4338284887", api.ReservationRequest{Accommodation: "6819547", GuestPartner: &gp, Checkin: "2026-07-01", Checkout: "2026-07-05"})
 	if err != nil || r.Conversation == "" || r.Status != "confirmed" || r.StayEnd != "2026-07-06T00:00:00.000Z" || *r.GuestPartner != gp {
@@ -410,4 +418,46 @@ func ids(ms []api.LatestMessage31) []string {
 		out = append(out, m.MessageID)
 	}
 	return out
+}
+
+// TestUnknownAdminPathsAre404: Echo lets a route's last parameter take the rest of the path,
+// slashes included; a path of more segments than any route is still unknown, 404 (§2), and
+// neither a 405 with an Allow header nor a handler's 400.
+func TestUnknownAdminPathsAre404(t *testing.T) {
+	e := newEnv(t)
+	h := map[string]string{"Authorization": "Bearer " + adminToken}
+	for _, p := range []struct{ method, path string }{
+		{http.MethodPost, "/admin/keys/x/y"},
+		{http.MethodDelete, "/admin/keys/01a1ffdf-1cff-7927-a7c3-acccf9246204/extra"},
+		{http.MethodPut, "/admin/accommodations/5/x"},
+		{http.MethodPost, "/admin/reservations/R1/x"},
+		{http.MethodPost, "/admin/partners/5/keys/x"},
+	} {
+		if a := e.raw(p.method, p.path, h, ""); a.status != http.StatusNotFound || a.errorID(t) != api.ErrNotFound {
+			t.Errorf("%s %s = %d %s, want 404 not_found (no such path)", p.method, p.path, a.status, a.body)
+		}
+	}
+}
+
+// TestMetricsCardinalityIsBounded: any token is a method to HTTP, and each label value would
+// keep a counter and a histogram for the life of the process.
+func TestMetricsCardinalityIsBounded(t *testing.T) {
+	e := newEnv(t)
+	for i := range 50 {
+		e.raw("M"+strconv.Itoa(i), "/healthz", nil, "")
+	}
+	a := e.raw(http.MethodGet, "/metrics", nil, "")
+	if n := strings.Count(string(a.body), `messaging_http_requests_total{method="other",route="/healthz",status="405"} 50`); n != 1 {
+		t.Errorf("/metrics after 50 requests with made-up methods:\n%s", grepLines(string(a.body), "messaging_http_requests_total"))
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -58,7 +58,7 @@ func New(svc *messaging.Service, db Pinger, log *slog.Logger, cfg Config, reg *p
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(s.requestID, s.adminGate)
-	e.Use(s.observe, s.recoverPanic, s.deadline)
+	e.Use(s.observe, s.recoverPanic, wholeSegments, s.deadline)
 	methods := map[string][]string{}
 	for _, r := range s.routes() {
 		e.Add(r.method, r.path, r.handler, r.middleware...)
@@ -150,6 +150,18 @@ func printableASCII(s string, max int) bool {
 		}
 	}
 	return true
+}
+
+// wholeSegments answers 404 for a path of more segments than its route: Echo lets a route's
+// last parameter take the rest of the path, so /admin/keys/x/y would reach DELETE
+// /admin/keys/:key_id, or its 405, though no route has that shape.
+func wholeSegments(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if route := c.Path(); route != "" && strings.Count(c.Request().URL.Path, "/") > strings.Count(route, "/") {
+			return errNoRoute
+		}
+		return next(c)
+	}
 }
 
 // deadline bounds the database work of every request.

@@ -158,8 +158,11 @@ func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversati
 
 // requirePartner checks that partner id exists and is of kind; otherwise field is invalid.
 func (s *Service) requirePartner(ctx context.Context, id int64, kind Side, field string) error {
-	if id <= 0 {
+	switch {
+	case id == 0:
 		return Missing(field)
+	case id < 0:
+		return Invalid(field)
 	}
 	p, err := s.store.Partner(ctx, id)
 	if errors.Is(err, ErrNotFound) || (err == nil && p.Kind != kind) {
