@@ -72,7 +72,7 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 		head    []byte // the first 24 bytes of the current file
 		done    []uploaded
 	}
-	states := make([]*state, n)
+	states, logs := make([]*state, n), make([]sendLog, n)
 	for i := range states {
 		f := uploadFile(i, 0, size)
 		states[i] = &state{encoded: base64.StdEncoding.AppendEncode(nil, f), head: f[:24:24]}
@@ -103,11 +103,13 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 			return false
 		}
 		u := uploaded{id: up.Data.Attachment, conv: conv.ID, worker: w.id, k: k}
+		tag := logs[w.id].tag(w)
 		req := api.SendRequest{Accommodation: acc, Conversation: conv.ID.String(), Attachments: []string{u.id},
-			Content: "Here is the photo of the parking entrance (bench " + strconv.Itoa(w.id) + "-" + strconv.Itoa(k) + ")"}
+			Content: "Here is the photo of the parking entrance " + tag}
 		sendErr := w.do("send", func() error {
 			var err error
 			u.message, err = w.send(ctx, l.clients[caller], req)
+			logs[w.id].record(tag, u.message, conv.ID, err)
 			return err
 		})
 		st.done = append(st.done, u)
@@ -122,7 +124,7 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 			const key = `"file_content":"`
 			i := bytes.Index(w.buf, []byte(key))
 			if i < 0 || !bytes.HasPrefix(w.buf[i+len(key):], st.encoded) || !bytes.HasPrefix(w.buf[i+len(key)+len(st.encoded):], []byte(`"`)) {
-				return fmt.Errorf("download of %s: not the bytes uploaded", u.id)
+				return wrong("download of %s: not the bytes uploaded", u.id)
 			}
 			return nil
 		})
@@ -138,7 +140,7 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 			}
 		}
 	}
-	checks, err := l.checkSent(ctx, msgs, seqBefore, failures(ws, "send"))
+	checks, err := l.checkSent(ctx, merged(logs), seqBefore, true)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/messaging"
@@ -115,8 +116,9 @@ func seedWindows(ctx context.Context, db *sqlx.DB, sd *seedData, acc func(i int)
 // windows: clients send into conversations whose stay has ended, in equal shares: the property
 // within the 14 days after the guest's last message (200), the property after every window of
 // its own has passed (409 window_closed, through the step-by-step send that tells why), and the
-// guest within its 66 days (200). Checked afterwards as the send scenario is, with every 409
-// counted as a request that must have stored nothing.
+// guest within its 66 days (200). Checked afterwards as the send scenario is (a refused send
+// must have stored nothing), and every conversation of the closed set still holds only its
+// seeded messages; any other answer to a send into a closed window is a wrong answer.
 func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 	if len(l.sd.windows) == 0 {
 		return nil, errors.New("no conversations seeded for it")
@@ -125,8 +127,8 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	perWorker := make([][]sent, n)
-	refused, storedClosed := make([]int, n), make([]int, n) // sends into a closed window: 409s, and 200s
+	logs := make([]sendLog, n)
+	refused := make([]int, n) // sends into a closed window answered 409 window_closed
 	ws, m := l.run(ctx, "windows", n, l.b.opt.duration, func(w *worker, _ time.Time) bool {
 		set := l.sd.windows[w.rng.IntN(len(l.sd.windows))]
 		conv := set.convs[w.rng.IntN(len(set.convs))]
@@ -134,14 +136,13 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 		if set.sender == messaging.Guest {
 			caller = conv.Guest
 		}
+		tag := logs[w.id].tag(w)
 		req := api.SendRequest{Accommodation: strconv.FormatInt(conv.Accommodation, 10), Conversation: conv.ID.String(),
-			Content: "Late question (bench " + strconv.Itoa(w.id) + "-" + strconv.Itoa(len(perWorker[w.id])) + ")"}
+			Content: "Late question " + tag}
 		_ = w.do(set.name, func() error {
 			id, err := w.send(ctx, l.clients[caller], req)
 			if set.status == http.StatusOK {
-				if err == nil {
-					perWorker[w.id] = append(perWorker[w.id], sent{id: id, conv: conv.ID})
-				}
+				logs[w.id].record(tag, id, conv.ID, err)
 				return err
 			}
 			var apiErr *api.Error
@@ -150,22 +151,43 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 				refused[w.id]++
 				return nil
 			case err == nil:
-				storedClosed[w.id]++
-				return fmt.Errorf("send into a closed window answered 200 (message %s)", id)
+				return wrong("send into a closed window answered 200 (message %s)", id)
+			case errors.As(err, &apiErr) && apiErr.Status < 500:
+				return wrong("send into a closed window answered %d %s, want %d window_closed", apiErr.Status, apiErr.ID(), set.status)
 			}
+			logs[w.id].record(tag, id, conv.ID, err) // failed in transit: may it have stored?
 			return err
 		})
 		return false
 	})
-	checks, err := l.checkSent(ctx, slices.Concat(perWorker...), seqBefore, failures(ws))
+	checks, err := l.checkSent(ctx, merged(logs), seqBefore, true)
 	if err != nil {
 		return nil, err
 	}
-	var nRefused, nStored int
-	for i := range refused {
-		nRefused, nStored = nRefused+refused[i], nStored+storedClosed[i]
+	var closed pq.StringArray
+	for _, set := range l.sd.windows {
+		if set.status != http.StatusOK {
+			for _, c := range set.convs {
+				closed = append(closed, c.ID.String())
+			}
+		}
 	}
-	checks = append(checks, check{Name: "every send into a closed window refused", OK: nRefused > 0 && nStored == 0,
-		Detail: fmt.Sprintf("%d answered 409 window_closed, %d answered 200", nRefused, nStored)})
+	var grown int
+	if err := l.b.db.GetContext(ctx, &grown, `
+SELECT count(*) FROM (SELECT FROM messages WHERE conversation_id = ANY($1::uuid[]) GROUP BY conversation_id HAVING count(*) <> $2) x`,
+		closed, windowMessages); err != nil {
+		return nil, err
+	}
+	checks = append(checks, check{Name: "every send into a closed window refused, storing nothing", OK: slices.Max(refused) > 0 && grown == 0,
+		Detail: fmt.Sprintf("%d answered 409 window_closed; %d of the %d closed conversations hold other than their %d seeded messages",
+			sum(refused), grown, len(closed), windowMessages)})
 	return results("windows", n, ws, m, checks), nil
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
 }
