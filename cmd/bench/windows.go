@@ -152,6 +152,8 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 				return nil
 			case err == nil:
 				return wrong("send into a closed window answered 200 (message %s)", id)
+			case errors.As(err, &apiErr) && apiErr.Status == http.StatusTooManyRequests:
+				return err // over a running service's rate limit (-url): refused before the handler
 			case errors.As(err, &apiErr) && apiErr.Status < 500:
 				return wrong("send into a closed window answered %d %s, want %d window_closed", apiErr.Status, apiErr.ID(), set.status)
 			}
