@@ -57,7 +57,7 @@ func (s *Store) ExpiredConversations(ctx context.Context, cutoff time.Time, limi
 // lockExpiredSQL locks, of the conversations $1, those still at or before the cutoff $2, FOR
 // SHARE: a concurrent PUT of the reservation, or a change of the accommodation's owner (which the
 // foreign key carries to the conversation row), is then waited for, or waits for the purge's
-// transaction. In id order, as two passes would lock them.
+// transaction.
 const lockExpiredSQL = `
 SELECT id FROM conversations WHERE id = ANY($1::uuid[]) AND stay_end <= $2 ORDER BY id FOR SHARE`
 
