@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql/driver"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,7 +33,8 @@ func (s *Store) TryPurgeLock(ctx context.Context) (release func(), ok bool, err 
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if _, err := conn.ExecContext(ctx, purgeUnlockSQL, purgeLockKey); err != nil {
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			_ = discard(conn) // ends the session, and the lock with it
+			return
 		}
 		_ = conn.Close()
 	}, true, nil
