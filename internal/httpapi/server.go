@@ -214,7 +214,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return &rateLimitedError{retryAfter: retryAfter}
 		}
 		err = next(c)
-		if err != nil && p.Recognised && refusedUnread(err) {
+		if err != nil && refusedUnread(err) {
 			// Refused before any store call checked the key, which may have been revoked since
 			// the process cached it: that is 401 first. (A revoked key is forgotten here, so it
 			// stops spending the partner's request budget too.)

@@ -82,9 +82,10 @@ func (s *Service) Authenticate(ctx context.Context, secret string, affiliateID i
 	return Caller{Partner: p, KeyHash: hash}, nil
 }
 
-// CheckKey checks a recognised caller's key against the store, for a request answered without
-// a store call (its body refused, say): a revoked key must get 401, as an unknown one does, and
-// not an answer that tells the two apart. Errors: ErrUnauthorized (revoked), ErrUnavailable.
+// CheckKey checks a caller's key against the store, for a request answered without a store
+// call (its body refused, say), when the key was recognised from the cache: a revoked key must
+// get 401, as an unknown one does, and not an answer that tells the two apart. A key the store
+// has just authenticated needs no check. Errors: ErrUnauthorized (revoked), ErrUnavailable.
 func (s *Service) CheckKey(ctx context.Context, caller Caller) error {
 	if !caller.Recognised {
 		return nil // the store has just checked it
