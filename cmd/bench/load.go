@@ -409,13 +409,11 @@ func (l *load) latest(ctx context.Context, n int) ([]scenarioResult, error) {
 }
 
 // expectedPages reads, for every seeded partner, the page its queue holds: the ids of its
-// LatestPageSize oldest entries (or all, when it holds fewer), newest first. Every entry the bench queues is readable (no
-// seeded stay is past a read window with messages queued), so the page is the queue's head.
+// LatestPageSize oldest entries (or all, when it holds fewer), newest first. Every entry the
+// bench queues is readable (no seeded stay is past a read window with messages queued), so the
+// page is the queue's head.
 func (l *load) expectedPages(ctx context.Context) ([][]string, error) {
-	partnerIDs := make([]int64, len(l.sd.partners))
-	for i, p := range l.sd.partners {
-		partnerIDs[i] = p.ID
-	}
+	partnerIDs := l.sd.partnerIDs()
 	var rows []struct {
 		Partner int64          `db:"partner_id"`
 		IDs     pq.StringArray `db:"ids"`
@@ -728,13 +726,12 @@ FROM messages WHERE seq > $1`, seqBefore); err != nil {
 		return checks, nil
 	}
 	partnersOf := map[uuid.UUID][2]int64{}
-	for _, c := range l.sd.convs {
-		partnersOf[c.ID] = [2]int64{l.sd.partners[c.Property].ID, l.sd.partners[c.Guest].ID}
-	}
+	convs := l.sd.convs
 	for _, set := range l.sd.windows {
-		for _, c := range set.convs {
-			partnersOf[c.ID] = [2]int64{l.sd.partners[c.Property].ID, l.sd.partners[c.Guest].ID}
-		}
+		convs = slices.Concat(convs, set.convs)
+	}
+	for _, c := range convs {
+		partnersOf[c.ID] = [2]int64{l.sd.partners[c.Property].ID, l.sd.partners[c.Guest].ID}
 	}
 	var queued []struct {
 		ID      string    `db:"id"`
@@ -788,10 +785,7 @@ type confirmEvent struct {
 // partner exactly once; no message came back in a page asked for after its confirm had been
 // answered; each confirm answer listed every id it was sent; the queues are empty.
 func (l *load) drain(ctx context.Context, n int) ([]scenarioResult, error) {
-	partnerIDs := make([]int64, len(l.sd.partners))
-	for i, p := range l.sd.partners {
-		partnerIDs[i] = p.ID
-	}
+	partnerIDs := l.sd.partnerIDs()
 	var snapshot []struct {
 		Partner int64  `db:"partner_id"`
 		ID      string `db:"id"`
