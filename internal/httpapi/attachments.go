@@ -100,7 +100,18 @@ func (s *Server) upload(c echo.Context) error {
 // learns its length, SHA-256 and the media type its first bytes show (http.DetectContentType).
 // It stops once it has decoded more than max bytes: a longer file shows as Size > max. ok is
 // false when text is not valid base64.
+//
+// Valid means RFC 4648's base64 exactly: whole quanta of four characters, padding only at the
+// end, no line breaks. The decoder alone would skip line breaks, and, reading in chunks, take
+// padding that ends a chunk for the end of a quantum and go on; PostgreSQL's decode(), which
+// stores the file, reads both differently, and the stored bytes must be the ones checked here.
 func scanBase64(text []byte, max int64) (c messaging.Content, ok bool) {
+	if len(text)%4 != 0 || bytes.IndexByte(text, '\n') >= 0 || bytes.IndexByte(text, '\r') >= 0 {
+		return messaging.Content{}, false
+	}
+	if pad := bytes.IndexByte(text, '='); pad >= 0 && pad < len(text)-2 {
+		return messaging.Content{}, false
+	}
 	dec := base64.NewDecoder(base64.StdEncoding, bytes.NewReader(text))
 	h := sha256.New()
 	buf := make([]byte, 32<<10)
