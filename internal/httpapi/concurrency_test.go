@@ -51,6 +51,12 @@ func TestIdempotencyKey(t *testing.T) {
 	if other.status != 409 || other.errorID(t) != "idempotency_key_reused" {
 		t.Errorf("send with reused key = %d %s, want 409 idempotency_key_reused", other.status, other.body)
 	}
+	// The nil conversation names none: beside the same reservation it is another request.
+	withNil := e.raw(http.MethodPost, "/messages/send", h, `{"accommodation":"`+th.accommodation+
+		`","conversation":"00000000-0000-0000-0000-000000000000","reservation":"`+th.reservation+`","content":"Hello"}`)
+	if withNil.status != 409 || withNil.errorID(t) != "idempotency_key_reused" {
+		t.Errorf("send adding the nil conversation with the key = %d %s, want 409 idempotency_key_reused", withNil.status, withNil.body)
+	}
 	// Keys are scoped to the partner: the property may use the same key.
 	hp := authHeaders(th.property)
 	hp["Idempotency-Key"] = "order-42"

@@ -174,7 +174,8 @@ func (in SendInput) validate() error {
 
 // hash identifies the request's parameters for idempotency; it ignores the wire's white space
 // and field order because it is computed from the decoded input, and an empty list of
-// attachments is no attachments, as an absent one is (hashed as null, as before).
+// attachments is no attachments, as an absent one is (hashed as null, as before). N is left out
+// unless set, so that the records of requests without the nil conversation keep their hashes.
 func (in SendInput) hash() []byte {
 	attachments := in.Attachments
 	if len(attachments) == 0 {
@@ -183,10 +184,11 @@ func (in SendInput) hash() []byte {
 	canonical, _ := json.Marshal(struct {
 		A int64
 		C uuid.UUID
+		N bool `json:",omitempty"` // the nil conversation, which C alone cannot tell from none
 		R string
 		T string
 		F []uuid.UUID
-	}{in.Ref.AccommodationID, in.Ref.ConversationID, in.Ref.ReservationID, in.Content, attachments})
+	}{in.Ref.AccommodationID, in.Ref.ConversationID, in.Ref.NilConversation, in.Ref.ReservationID, in.Content, attachments})
 	sum := sha256.Sum256(canonical)
 	return sum[:]
 }
