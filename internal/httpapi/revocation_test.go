@@ -200,6 +200,29 @@ func TestRevokedKeyCannotSpendThePartnersBudget(t *testing.T) {
 	}
 }
 
+// TestRevokedKeyOverBudgetIsUnauthorized: a refusal for the partner's budget comes before any
+// store call too; a revoked key must get 401 there as well, not the 429 that an unknown key
+// would never get.
+func TestRevokedKeyOverBudgetIsUnauthorized(t *testing.T) {
+	e := newEnvOpts(t, envOptions{
+		windows:   messaging.DefaultWindows,
+		rateLimit: func(now func() time.Time) *ratelimit.Limiter { return ratelimit.New(5, 0, now) },
+	})
+	th := e.thread()
+	leaked := e.revokedAfterUse(th.guest) // one token spent
+	for range 4 {
+		if a := e.as(th.guest, "/messages/latest", ""); a.status != http.StatusOK {
+			t.Fatalf("latest within the budget = %d %s", a.status, a.body)
+		}
+	}
+	if a := e.as(th.guest, "/messages/latest", ""); a.status != http.StatusTooManyRequests {
+		t.Fatalf("latest over the budget = %d %s, want 429", a.status, a.body)
+	}
+	if a := e.as(leaked, "/messages/latest", ""); a.status != http.StatusUnauthorized || a.errorID(t) != api.ErrUnauthorized {
+		t.Errorf("revoked key while its partner is over budget = %d %s, want 401 unauthorized (as an unknown key)", a.status, a.body)
+	}
+}
+
 // revokedAfterUse gives p's partner a second key, uses it once (so the process caches it), and
 // revokes it.
 func (e *env) revokedAfterUse(p *api.Client) *api.Client {

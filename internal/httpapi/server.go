@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -210,14 +211,18 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxCaller, p)
+		// A request refused before any store call (over the budget, or for its body) was not
+		// checked against a revocation since the process cached its key: that is 401 first, as
+		// for an unknown key. (A revoked key is forgotten then, so it stops spending the
+		// partner's request budget too.) The check costs what an unknown key's request does.
 		if ok, retryAfter := s.cfg.RateLimit.Allow(p.AffiliateID); !ok {
+			if kerr := s.svc.CheckKey(c.Request().Context(), p); errors.Is(kerr, messaging.ErrUnauthorized) {
+				return kerr
+			}
 			return &rateLimitedError{retryAfter: retryAfter}
 		}
 		err = next(c)
 		if err != nil && refusedUnread(err) {
-			// Refused before any store call checked the key, which may have been revoked since
-			// the process cached it: that is 401 first. (A revoked key is forgotten here, so it
-			// stops spending the partner's request budget too.)
 			if kerr := s.svc.CheckKey(c.Request().Context(), p); kerr != nil {
 				return kerr
 			}
