@@ -58,8 +58,8 @@ func New(svc *messaging.Service, db Pinger, log *slog.Logger, cfg Config, reg *p
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Pre(s.requestID, s.adminGate)
-	e.Use(s.observe, s.recoverPanic, wholeSegments, s.deadline)
+	e.Pre(s.requestID)
+	e.Use(s.observe, s.recoverPanic, s.adminGate, wholeSegments, s.deadline)
 	methods := map[string][]string{}
 	for _, r := range s.routes() {
 		e.Add(r.method, r.path, r.handler, r.middleware...)

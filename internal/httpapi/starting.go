@@ -5,19 +5,22 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 )
 
 // NewStarting returns the handler of a service that cannot serve yet because it has not
 // reached and migrated its database: GET /healthz answers 200 (the process is up) and every
-// other request 503 unavailable with Retry-After, in the error envelope.
+// other request 503 unavailable with Retry-After, in the error envelope. Each request is logged
+// as the running service logs it; its metrics are not kept (no /metrics is served yet).
 func NewStarting(log *slog.Logger) http.Handler {
-	s := &Server{echo: echo.New(), log: log}
+	s := &Server{echo: echo.New(), log: log, metrics: newMetrics(prometheus.NewRegistry())}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(s.requestID)
+	e.Use(s.observe)
 	e.GET("/healthz", s.healthz)
 	e.Any("/*", func(echo.Context) error { return messaging.ErrUnavailable })
 	return s
