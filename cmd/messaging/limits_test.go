@@ -286,3 +286,40 @@ func TestSlowReaderMeetsWriteTimeout(t *testing.T) {
 		t.Errorf("the stalled request ended after %v (0: not yet), want about WRITE_TIMEOUT=2s", took)
 	}
 }
+
+// TestOptionsStarGetsTheEnvelope: "OPTIONS *" names no path of the API; net/http would answer
+// it 200 itself, without the error envelope, X-Request-Id or a log line (§2: every answer has a
+// request_id; an unknown path is 404 not_found).
+func TestOptionsStarGetsTheEnvelope(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the binary")
+	}
+	bin := buildBinary(t)
+	svc := startService(t, bin, "", "DATABASE_URL="+pgtest.DSN(t))
+	svc.waitReady(30 * time.Second)
+	c, err := net.Dial("tcp", svc.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var env struct {
+		RequestID string `json:"request_id"`
+		Errors    []struct {
+			ID string `json:"id"`
+		} `json:"errors"`
+	}
+	_ = json.Unmarshal(body, &env)
+	if resp.StatusCode != http.StatusNotFound || env.RequestID == "" || env.RequestID != resp.Header.Get("X-Request-Id") ||
+		len(env.Errors) != 1 || env.Errors[0].ID != "not_found" {
+		t.Errorf("OPTIONS * = %d, X-Request-Id %q, body %q; want 404 not_found in the error envelope with its request_id",
+			resp.StatusCode, resp.Header.Get("X-Request-Id"), body)
+	}
+}

@@ -104,6 +104,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// net/http would answer "OPTIONS *" itself, 200 without the envelope or a log line.
+		DisableGeneralOptionsHandler: true,
 	}
 	log.Info("listening", "addr", ln.Addr().String())
 	served := make(chan error, 1)
