@@ -48,6 +48,24 @@ func TestAuthentication(t *testing.T) {
 		}
 	}
 
+	// A header given twice is one value of two, "a, b" (RFC 9110 §5.3): neither a key nor an id.
+	for _, h := range []http.Header{
+		{"Authorization": {"Bearer " + key}, "X-Affiliate-Id": {id, strconv.FormatInt(other.AffiliateID, 10)}},
+		{"Authorization": {"Bearer " + key}, "X-Affiliate-Id": {id, id}},
+		{"Authorization": {"Bearer " + key, "Bearer gmk_other"}, "X-Affiliate-Id": {id}},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.url+"/messages/latest", nil)
+		req.Header = h
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("headers %v = %d, want 401", h, resp.StatusCode)
+		}
+	}
+
 	// A revoked key stops working at once.
 	k, err := e.admin.CreateKey(context.Background(), th.guest.AffiliateID, "second")
 	if err != nil {

@@ -201,9 +201,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			return messaging.ErrUnauthorized
 		}
-		header := c.Request().Header.Get("X-Affiliate-Id")
+		header, ok := single(c.Request().Header, "X-Affiliate-Id")
 		affiliateID, err := strconv.ParseInt(header, 10, 64)
-		if err != nil || affiliateID <= 0 || !allDigits(header) {
+		if !ok || err != nil || affiliateID <= 0 || !allDigits(header) {
 			return messaging.ErrUnauthorized
 		}
 		p, err := s.svc.Authenticate(c.Request().Context(), key, affiliateID)
@@ -248,12 +248,24 @@ func callerOf(c echo.Context) messaging.Caller {
 
 // bearer returns the token of an "Authorization: Bearer <token>" header.
 func bearer(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " ")
+	auth, ok := single(r.Header, echo.HeaderAuthorization)
+	scheme, token, cut := strings.Cut(auth, " ")
 	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	if !ok || !cut || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return "", false
 	}
 	return token, true
+}
+
+// single returns the value of a header that must come once. Two field lines of one header are,
+// by RFC 9110 §5.3, one comma-separated value: no credential or affiliate id, whichever line
+// would have been read.
+func single(h http.Header, canonicalKey string) (string, bool) {
+	v := h[canonicalKey]
+	if len(v) != 1 {
+		return "", false
+	}
+	return v[0], true
 }
 
 type status struct {
