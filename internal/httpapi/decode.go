@@ -25,8 +25,7 @@ import (
 func (s *Server) bindBody(c echo.Context, dst any) error {
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !(mt == echo.MIMEApplicationJSON || strings.HasSuffix(mt, "+json")) {
+		if !jsonMediaType(ct) {
 			return errMediaType
 		}
 	}
@@ -62,6 +61,15 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 		return errBadJSON
 	}
 	return nil
+}
+
+// jsonMediaType reports whether a Content-Type is JSON: application/json or a type/subtype whose
+// subtype has the +json suffix (RFC 6839), with any parameters.
+func jsonMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct) // lower case
+	typ, sub, ok := strings.Cut(mt, "/")
+	return err == nil && ok && typ != "" &&
+		(mt == echo.MIMEApplicationJSON || len(sub) > len("+json") && strings.HasSuffix(sub, "+json"))
 }
 
 // readAll is io.ReadAll into a buffer sized by the request's Content-Length when it has one
