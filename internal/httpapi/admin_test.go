@@ -221,12 +221,21 @@ func TestAdminAccommodationsAndReservations(t *testing.T) {
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled"}, "missing_parameter", "cancelled_at"},
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "pending"}, "invalid_parameter", "status"},
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "yesterday"}, "invalid_parameter", "cancelled_at"},
+		// Windows past the year 9999 would need a timestamp of five digits (the default retention
+		// is 365 days past the stay end).
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "9999-12-31"}, "invalid_parameter", "checkout"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "9998-12-31"}, "invalid_parameter", "checkout"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "9999-01-01T00:00:00.000Z"}, "invalid_parameter", "cancelled_at"},
 	} {
 		_, err := e.admin.PutReservation(ctx, "R-"+strconv.Itoa(len(tc.field)), tc.req)
 		apiErr, ok := err.(*api.Error)
 		if !ok || apiErr.ID() != tc.errID || len(apiErr.Errors) == 0 || apiErr.Errors[0].Message != "Parameter '"+tc.field+"' is "+map[string]string{"invalid_parameter": "invalid", "missing_parameter": "missing"}[tc.errID]+"." {
 			t.Errorf("PutReservation(%+v) = %v, want %s on %s", tc.req, err, tc.errID, tc.field)
 		}
+	}
+	// The last checkout whose windows the wire can write: its data is kept until 9999-12-31.
+	if r, err := e.admin.PutReservation(ctx, "R-far", api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "9998-12-30"}); err != nil || r.StayEnd != "9998-12-31T00:00:00.000Z" {
+		t.Errorf("PutReservation(checkout 9998-12-30) = %+v, %v; want stay end 9998-12-31T00:00:00.000Z", r, err)
 	}
 	if a := e.raw(http.MethodPut, "/admin/reservations/bad%20id", map[string]string{"Authorization": "Bearer " + adminToken}, `{}`); a.status != 400 || a.errorID(t) != "invalid_parameter" {
 		t.Errorf("PUT /admin/reservations/bad id = %d %s", a.status, a.body)

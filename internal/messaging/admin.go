@@ -134,6 +134,14 @@ func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversati
 	default:
 		return Conversation{}, Invalid("status")
 	}
+	// Every instant written for the reservation must fit the wire's timestamps, whose years
+	// have four digits; the latest is the end of its retention.
+	if s.windows.ReadableUntil(Conversation{StayEnd: StayEnd(r)}, Property).Year() > 9999 {
+		if r.Status == StatusCancelled {
+			return Conversation{}, Invalid("cancelled_at")
+		}
+		return Conversation{}, Invalid("checkout")
+	}
 	_, err := s.store.Accommodation(ctx, r.AccommodationID)
 	if errors.Is(err, ErrNotFound) {
 		return Conversation{}, Invalid("accommodation")
