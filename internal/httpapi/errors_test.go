@@ -96,6 +96,10 @@ func TestRoutingComesBeforeAuthentication(t *testing.T) {
 	}{
 		{http.MethodPost, "/messages/nope", 404, "not_found", ""},
 		{http.MethodPost, "/4.0/messages/send", 404, "not_found", ""},
+		// Paths are matched as written, as a proxy in front sees them (README).
+		{http.MethodPost, "/messages/%73end", 404, "not_found", ""},
+		{http.MethodPost, "/admin%2Fpartners", 404, "not_found", ""},
+		{http.MethodPost, "/%61dmin/partners", 404, "not_found", ""},
 		{http.MethodGet, "/", 404, "not_found", ""},
 		{http.MethodGet, "/messages/send", 405, "method_not_allowed", "POST"},
 		{http.MethodPut, "/3.2/messages/latest", 405, "method_not_allowed", "POST"},
