@@ -138,12 +138,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Info("ready")
 
 		// The purge stops with the server, however it stops: a batch in flight is cancelled and
-		// rolled back, and the store closes only after the purge has returned.
+		// rolled back, and its store closes only after the purge has returned.
+		purgeStore, closePurge, err := openPurgeStore(ctx, cfg.DatabaseURL, cfg.RequestTimeout)
+		if err != nil {
+			return err
+		}
+		defer closePurge()
 		purgeCtx, stopPurge := context.WithCancel(ctx)
 		purged := make(chan struct{})
 		go func() {
 			defer close(purged)
-			purge.New(store, cfg.Windows, time.Now, log.With("component", "purge")).Run(purgeCtx, cfg.PurgeInterval)
+			purge.New(purgeStore, cfg.Windows, time.Now, log.With("component", "purge")).Run(purgeCtx, cfg.PurgeInterval)
 		}()
 		defer func() { stopPurge(); <-purged }()
 
@@ -279,13 +284,25 @@ func maskDSN(dsn string) string {
 // purgeCommand runs one retention pass; the pass logs what it removed. It does not migrate: a
 // schema it does not know is an error, not something to change behind the operator's back.
 func purgeCommand(ctx context.Context, cfg Config, log *slog.Logger) error {
-	pool, err := postgres.Open(cfg.DatabaseURL, 2) // the lock's connection and the batches'
+	store, closeStore, err := openPurgeStore(ctx, cfg.DatabaseURL, 0)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	store := postgres.New(ctx, pool)
-	defer store.Close()
+	defer closeStore()
 	_, err = purge.New(store, cfg.Windows, time.Now, log).RunOnce(ctx)
 	return err
+}
+
+// openPurgeStore opens the purge's store on a pool of its own of two connections: a pass holds
+// its lock on one for the whole pass and runs its batches on the other. On the requests' pool,
+// a pass would wait for itself forever with DB_MAX_CONNS=1, holding the only connection, and
+// its batches would take connections from requests at any size. ioTimeout is as for
+// postgres.OpenWithIOTimeout (0: none).
+func openPurgeStore(ctx context.Context, dsn string, ioTimeout time.Duration) (*postgres.Store, func(), error) {
+	pool, err := postgres.OpenWithIOTimeout(dsn, 2, ioTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	store := postgres.New(ctx, pool)
+	return store, func() { store.Close(); pool.Close() }, nil
 }
