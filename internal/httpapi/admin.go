@@ -14,12 +14,14 @@ import (
 	"github.com/guestmsg/messaging/internal/messaging"
 )
 
-// adminGate answers 404 to every /admin request, before routing, while no admin token is set,
-// so that the admin API does not show at all.
+// adminGate answers 404 to every /admin request while no admin token is set, so that the admin
+// API does not show at all: whatever route matched, it is forgotten, and the request is logged
+// and counted as one of no route (observe runs before the gate, to log its answers too).
 func (s *Server) adminGate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p := c.Request().URL.Path
 		if s.cfg.AdminToken == "" && (p == "/admin" || strings.HasPrefix(p, "/admin/")) {
+			c.SetPath("")
 			return errNoRoute
 		}
 		return next(c)

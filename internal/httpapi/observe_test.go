@@ -96,3 +96,32 @@ func (b *syncBuffer) logged(requestID string, status int) bool {
 	}
 	return false
 }
+
+// TestHiddenAdminAPIDoesNotShowInMetrics: with ADMIN_TOKEN unset the admin API "does not show
+// at all" (adminGate): its 404s must be counted as any unknown path's, route "unmatched", not
+// under the admin routes' templates, which /metrics (no authentication) would then list.
+func TestHiddenAdminAPIDoesNotShowInMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(httpapi.New(nil, nil, slog.New(slog.NewJSONHandler(&syncBuffer{}, nil)),
+		httpapi.Config{MaxBodyBytes: 1 << 20, DBTimeout: time.Second}, reg))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, url: srv.URL}
+	for _, p := range []string{"/admin/partners", "/admin/partners/1/keys", "/admin/keys/x"} {
+		if a := e.raw(http.MethodPost, p, nil, `{}`); a.status != http.StatusNotFound {
+			t.Fatalf("POST %s without ADMIN_TOKEN = %d, want 404", p, a.status)
+		}
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" && strings.HasPrefix(l.GetValue(), "/admin") {
+					t.Errorf("%s has route=%q while the admin API is hidden; want \"unmatched\"", f.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+}
