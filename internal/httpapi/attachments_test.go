@@ -236,6 +236,9 @@ func TestUploadRejections(t *testing.T) {
 		// decoded by PostgreSQL, 767 (and a 500 from the table's check on file_size, before).
 		{"padding inside the base64", body(map[string]any{"file_size": 769, "file_content": b64(fileOf("image/png", 765)) + "AA==AAAA"}), 400, []string{"Parameter 'file_content' is invalid."}},
 		{"line breaks in the base64", body(map[string]any{"file_content": b64(tinyPNG)[:4] + "\r\n" + b64(tinyPNG)[4:]}), 400, []string{"Parameter 'file_content' is invalid."}},
+		// Line breaks that keep the length a multiple of four: the length check alone passes them.
+		{"line breaks in whole quanta", body(map[string]any{"file_content": b64(tinyPNG)[:4] + "\r\n\r\n" + b64(tinyPNG)[4:]}), 400, []string{"Parameter 'file_content' is invalid."}},
+		{"LF line breaks in whole quanta", body(map[string]any{"file_content": b64(tinyPNG)[:4] + "\n\n\n\n" + b64(tinyPNG)[4:]}), 400, []string{"Parameter 'file_content' is invalid."}},
 		{"content not a string", body(map[string]any{"file_content": 12}), 400, []string{"Parameter 'file_content' is invalid."}},
 		{"name not a string", body(map[string]any{"file_name": 12}), 400, []string{"Parameter 'file_name' is invalid."}},
 		{"name with NUL", body(map[string]any{"file_name": "a\x00.png"}), 400, []string{"Parameter 'file_name' is invalid."}},
