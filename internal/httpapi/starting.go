@@ -20,8 +20,15 @@ func NewStarting(log *slog.Logger) http.Handler {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(s.requestID)
-	e.Use(s.observe)
+	// Not a route for the rest: a request no route could match ("OPTIONS *", say) is 503 too.
+	e.Use(s.observe, func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if c.Request().Method != http.MethodGet || c.Path() != "/healthz" {
+				return messaging.ErrUnavailable
+			}
+			return next(c)
+		}
+	})
 	e.GET("/healthz", s.healthz)
-	e.Any("/*", func(echo.Context) error { return messaging.ErrUnavailable })
 	return s
 }

@@ -19,11 +19,18 @@ func TestStartingServiceAnswersUnavailable(t *testing.T) {
 	}
 	for _, r := range []struct{ method, path string }{
 		{http.MethodGet, "/readyz"}, {http.MethodPost, "/messages/send"}, {http.MethodPost, "/3.2/messages/latest"},
-		{http.MethodPut, "/admin/reservations/1"},
+		{http.MethodPut, "/admin/reservations/1"}, {http.MethodPost, "/healthz"}, {http.MethodGet, "/nope"},
 	} {
 		a := e.raw(r.method, r.path, map[string]string{"Content-Type": "application/json"}, "{}")
 		if a.status != http.StatusServiceUnavailable || a.errorID(t) != "unavailable" || a.header.Get("Retry-After") == "" {
 			t.Errorf("%s %s while starting = %d %v %s, want 503 unavailable with Retry-After", r.method, r.path, a.status, a.header, a.body)
 		}
+	}
+	// A request of no path at all, which the server passes on as it is (DisableGeneralOptionsHandler).
+	req := httptest.NewRequest(http.MethodOptions, "*", nil)
+	rec := httptest.NewRecorder()
+	httpapi.NewStarting(slog.New(slog.NewTextHandler(io.Discard, nil))).ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("X-Request-Id") == "" {
+		t.Errorf("OPTIONS * while starting = %d %v, want 503 with X-Request-Id", rec.Code, rec.Header())
 	}
 }
