@@ -86,6 +86,15 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 	return e
 }
 
+// newRateLimitedEnv is newEnv with a budget of perMinute requests per partner per minute, on the
+// env's clock.
+func newRateLimitedEnv(t testing.TB, perMinute int) *env {
+	return newEnvOpts(t, envOptions{
+		windows:   messaging.DefaultWindows,
+		rateLimit: func(now func() time.Time) *ratelimit.Limiter { return ratelimit.New(perMinute, 0, now) },
+	})
+}
+
 func (e *env) nextID() int64 { return e.ids.Add(1) }
 
 // purge runs one retention pass on the env's database at the env's clock.

@@ -10,18 +10,10 @@ import (
 	"time"
 
 	"github.com/lib/pq"
-
-	"github.com/guestmsg/messaging/internal/messaging"
-	"github.com/guestmsg/messaging/internal/ratelimit"
 )
 
 func TestRateLimitPerPartner(t *testing.T) {
-	e := newEnvOpts(t, envOptions{
-		windows: messaging.DefaultWindows,
-		rateLimit: func(now func() time.Time) *ratelimit.Limiter {
-			return ratelimit.New(5, 0, now) // a token every 12 s
-		},
-	})
+	e := newRateLimitedEnv(t, 5) // a token every 12 s
 	th := e.thread()
 	body := `{"accommodation": "` + th.accommodation + `", "reservation": "` + th.reservation + `", "content": "hi"}`
 	// Every partner endpoint draws on the same budget.

@@ -5,11 +5,9 @@ import (
 	"encoding/base64"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/messaging"
-	"github.com/guestmsg/messaging/internal/ratelimit"
 )
 
 // TestRevokedKeyStopsAtOnce: the service remembers a key once it has worked, and every
@@ -186,10 +184,7 @@ func TestRevokedKeyWithABadBodyIsUnauthorized(t *testing.T) {
 // TestRevokedKeyCannotSpendThePartnersBudget: a leaked key, revoked, that only sends bodies
 // refused before the store must not keep taking the partner's rate-limit tokens.
 func TestRevokedKeyCannotSpendThePartnersBudget(t *testing.T) {
-	e := newEnvOpts(t, envOptions{
-		windows:   messaging.DefaultWindows,
-		rateLimit: func(now func() time.Time) *ratelimit.Limiter { return ratelimit.New(5, 0, now) },
-	})
+	e := newRateLimitedEnv(t, 5)
 	th := e.thread()
 	leaked := e.revokedAfterUse(th.guest)
 	for range 10 {
@@ -204,10 +199,7 @@ func TestRevokedKeyCannotSpendThePartnersBudget(t *testing.T) {
 // store call too; a revoked key must get 401 there as well, not the 429 that an unknown key
 // would never get.
 func TestRevokedKeyOverBudgetIsUnauthorized(t *testing.T) {
-	e := newEnvOpts(t, envOptions{
-		windows:   messaging.DefaultWindows,
-		rateLimit: func(now func() time.Time) *ratelimit.Limiter { return ratelimit.New(5, 0, now) },
-	})
+	e := newRateLimitedEnv(t, 5)
 	th := e.thread()
 	leaked := e.revokedAfterUse(th.guest) // one token spent
 	for range 4 {
