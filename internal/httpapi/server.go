@@ -211,24 +211,27 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxCaller, p)
-		// A request refused before any store call (over the budget, or for its body) was not
-		// checked against a revocation since the process cached its key: that is 401 first, as
-		// for an unknown key. (A revoked key is forgotten then, so it stops spending the
-		// partner's request budget too.) The check costs what an unknown key's request does.
 		if ok, retryAfter := s.cfg.RateLimit.Allow(p.AffiliateID); !ok {
-			if kerr := s.svc.CheckKey(c.Request().Context(), p); errors.Is(kerr, messaging.ErrUnauthorized) {
-				return kerr
-			}
-			return &rateLimitedError{retryAfter: retryAfter}
+			return s.unlessRevoked(c, p, &rateLimitedError{retryAfter: retryAfter})
 		}
 		err = next(c)
 		if err != nil && refusedUnread(err) {
-			if kerr := s.svc.CheckKey(c.Request().Context(), p); kerr != nil {
-				return kerr
-			}
+			return s.unlessRevoked(c, p, err)
 		}
 		return err
 	}
+}
+
+// unlessRevoked answers a request refused before any store call (over the budget, or for its
+// body), whose key nothing has checked against a revocation since the process cached it: 401
+// when it has been revoked, as for an unknown key, and refusal otherwise. (A revoked key is
+// forgotten then, so it stops spending the partner's request budget too.) The check costs what
+// an unknown key's request does.
+func (s *Server) unlessRevoked(c echo.Context, p messaging.Caller, refusal error) error {
+	if err := s.svc.CheckKey(c.Request().Context(), p); errors.Is(err, messaging.ErrUnauthorized) {
+		return err
+	}
+	return refusal
 }
 
 // refusedUnread reports whether err answers a request refused for its body (400, 413, 415),
