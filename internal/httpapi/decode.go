@@ -8,8 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -18,10 +20,11 @@ import (
 	"github.com/guestmsg/messaging/internal/messaging"
 )
 
-// bindBody reads the request body as one JSON object into dst, whose fields are usually
-// json.RawMessage so that each can be checked by name afterwards. An empty body counts as {}.
-// Errors: 415 for a non-JSON Content-Type (a missing one is accepted), 413 over the limit, and
-// 400 invalid_request for anything but a JSON object in valid UTF-8.
+// bindBody reads the request body as one JSON object into dst, a pointer to a struct whose
+// fields are usually json.RawMessage so that each can be checked by name afterwards. An empty
+// body counts as {}. Errors: 415 for a non-JSON Content-Type (a missing one is accepted), 413
+// over the limit, and 400 invalid_request for anything but a JSON object in valid UTF-8; a
+// field of the wrong JSON type is 400 invalid_parameter naming it.
 func (s *Server) bindBody(c echo.Context, dst any) error {
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
@@ -43,7 +46,8 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
 		return errTooLarge
 	}
-	body = bytes.TrimSpace(body)
+	body = body[skipSpace(body, 0):]
+	body = bytes.TrimRight(body, jsonSpace)
 	if len(body) == 0 {
 		return nil
 	}
@@ -53,14 +57,156 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 	if body[0] != '{' {
 		return errNotJSONObject
 	}
-	if err := json.Unmarshal(body, dst); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return messaging.Invalid(typeErr.Field)
-		}
+	if !json.Valid(body) {
 		return errBadJSON
 	}
+	return decodeObject(body, dst)
+}
+
+// decodeObject sets each field of the struct dst points to from the member of the JSON object
+// body (valid JSON) whose name is the field's json name exactly; the last wins if a name is
+// given twice, and other members are ignored. encoding/json would also take a member whose name
+// matches a field's only when case is ignored, where the contract's names are case-sensitive
+// (§2): {"Content": ""} is an unknown field, not the content. json.RawMessage fields get the
+// value as written, others (and their UnmarshalJSON) decode it with encoding/json.
+func decodeObject(body []byte, dst any) error {
+	v := reflect.ValueOf(dst).Elem()
+	fields := jsonFields(v.Type())
+	return eachMember(body, func(name, value []byte) error {
+		for _, f := range fields {
+			if string(name) != f.name {
+				continue
+			}
+			field := v.FieldByIndex(f.index)
+			if f.raw {
+				field.SetBytes(value)
+				return nil
+			}
+			var err error
+			if u, ok := field.Addr().Interface().(json.Unmarshaler); ok {
+				err = u.UnmarshalJSON(value) // as json.Unmarshal would, without checking value again
+			} else {
+				err = json.Unmarshal(value, field.Addr().Interface())
+			}
+			if err != nil {
+				var typeErr *json.UnmarshalTypeError
+				if errors.As(err, &typeErr) {
+					return messaging.Invalid(f.name)
+				}
+				return errBadJSON
+			}
+			return nil
+		}
+		return nil
+	})
+}
+
+// jsonField is a struct field as decodeObject fills it.
+type jsonField struct {
+	name  string // its json name
+	index []int  // for reflect.Value.FieldByIndex
+	raw   bool   // a json.RawMessage
+}
+
+var jsonFieldCache sync.Map // reflect.Type → []jsonField
+
+// jsonFields returns the fields of struct type t that have a json name, those of embedded
+// structs (without one) included, as encoding/json promotes them.
+func jsonFields(t reflect.Type) []jsonField {
+	if fs, ok := jsonFieldCache.Load(t); ok {
+		return fs.([]jsonField)
+	}
+	var fs []jsonField
+	for _, f := range reflect.VisibleFields(t) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		fs = append(fs, jsonField{name: name, index: f.Index, raw: f.Type == reflect.TypeFor[json.RawMessage]()})
+	}
+	jsonFieldCache.Store(t, fs)
+	return fs
+}
+
+// jsonSpace is JSON's white space (RFC 8259 §2), all of it.
+const jsonSpace = " \t\n\r"
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// eachMember calls f with the name (unescaped) and the value (as written) of each member of the
+// JSON object body, in order, until f returns an error. body must be valid JSON: the walk
+// relies on it, and json.Valid checks it first.
+func eachMember(body []byte, f func(name, value []byte) error) error {
+	i := skipSpace(body, 1) // after the '{'
+	for i < len(body) && body[i] == '"' {
+		end := stringEnd(body, i)
+		name := body[i+1 : end-1]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			var s string
+			if err := json.Unmarshal(body[i:end], &s); err != nil {
+				return errBadJSON
+			}
+			name = []byte(s)
+		}
+		i = skipSpace(body, skipSpace(body, end)+1) // past the ':'
+		vend := valueEnd(body, i)
+		if err := f(name, body[i:vend]); err != nil {
+			return err
+		}
+		i = skipSpace(body, vend)
+		if i < len(body) && body[i] == ',' {
+			i = skipSpace(body, i+1)
+		}
+	}
 	return nil
+}
+
+// stringEnd returns the index just after the JSON string that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	j := i + 1
+	for {
+		j += bytes.IndexByte(b[j:], '"')
+		escapes := 0
+		for b[j-1-escapes] == '\\' {
+			escapes++
+		}
+		if escapes%2 == 0 {
+			return j + 1
+		}
+		j++
+	}
+}
+
+// valueEnd returns the index just after the JSON value that starts at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; ; j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+	}
+	j := i // a number, true, false or null
+	for j < len(b) && !strings.ContainsRune(",}] \t\n\r", rune(b[j])) {
+		j++
+	}
+	return j
 }
 
 // jsonMediaType reports whether a Content-Type is JSON: application/json or a type/subtype whose

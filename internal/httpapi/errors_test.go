@@ -2,7 +2,9 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -234,5 +236,98 @@ func TestRequestID(t *testing.T) {
 	x, y := e.raw(http.MethodGet, "/readyz", nil, ""), e.raw(http.MethodGet, "/readyz", nil, "")
 	if x.status != 200 || x.header.Get("X-Request-Id") == y.header.Get("X-Request-Id") {
 		t.Errorf("readyz = %d, ids %q %q: want 200 and distinct ids", x.status, x.header.Get("X-Request-Id"), y.header.Get("X-Request-Id"))
+	}
+}
+
+// TestFieldNamesAreCaseSensitive: JSON member names are case-sensitive, and unknown request
+// fields are ignored (§2). "Content", "MESSAGES" or "meſſages" (with U+017F, which Unicode case
+// folding, and so encoding/json, takes for an s) are unknown fields: they neither stand in for
+// the contract's field nor override it.
+func TestFieldNamesAreCaseSensitive(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	ref := `"accommodation":"` + th.accommodation + `","reservation":"` + th.reservation + `"`
+	if a := e.as(th.guest, "/messages/send", `{`+ref+`,"content":"Hello","Content":""}`); a.status != http.StatusOK {
+		t.Errorf(`send with "content":"Hello" and an unknown "Content":"" = %d %s, want 200`, a.status, a.body)
+	}
+	before := e.count("SELECT count(*) FROM messages")
+	shouted := `{"ACCOMMODATION":"` + th.accommodation + `","Reservation":"` + th.reservation + `","CONTENT":"Shouted"}`
+	if a := e.as(th.guest, "/messages/send", shouted); a.status != http.StatusBadRequest || a.errorID(t) != api.ErrMissingParameter {
+		t.Errorf("send with only upper-case field names = %d %s, want 400 missing_parameter", a.status, a.body)
+	}
+	if after := e.count("SELECT count(*) FROM messages"); after != before {
+		t.Errorf("send with only upper-case field names stored %d message(s)", after-before)
+	}
+	for _, path := range []string{"/messages/conversations", "/3.2/messages/conversations"} {
+		for _, body := range []string{
+			`{"accommodation":"` + th.accommodation + `","RESERVATION":"` + th.reservation + `"}`,
+			`{"accommodation":"` + th.accommodation + `","Conversation":"` + th.conversation + `"}`,
+		} {
+			if a := e.as(th.guest, path, body); a.status != http.StatusBadRequest || a.errorID(t) != api.ErrMissingParameter {
+				t.Errorf("%s %s = %d %.120s; want 400 missing_parameter", path, body, a.status, a.body)
+			}
+		}
+	}
+
+	m := th.send(t, th.guest, "to confirm")
+	for _, path := range []string{"/messages/latest/confirm", "/3.2/messages/latest/confirm"} {
+		for _, body := range []string{`{"MESSAGES":["` + m + `"]}`, `{"me\u017f\u017fages":["` + m + `"]}`} {
+			if a := e.as(th.property, path, body); a.status != http.StatusBadRequest || a.errorID(t) != api.ErrMissingParameter {
+				t.Errorf("%s %s = %d %s; want 400 missing_parameter", path, body, a.status, a.body)
+			}
+		}
+	}
+	if got := e.latestIDs(th.property); !slices.Contains(got, m) {
+		t.Errorf("confirms that named no \"messages\" confirmed %s", m)
+	}
+	for _, other := range []string{"Messages", "me\u017f\u017fages"} {
+		body := `{"messages":["` + m + `"],"` + other + `":[]}`
+		var resp api.Response[api.ConfirmData31]
+		a := e.as(th.property, "/messages/latest/confirm", body)
+		if err := json.Unmarshal(a.body, &resp); a.status != http.StatusOK || err != nil || !slices.Equal(resp.Data.ConfirmedMessages, []string{m}) {
+			t.Errorf("confirm %s = %d %s; want 200 confirming %s", body, a.status, a.body, m)
+		}
+	}
+}
+
+// TestOnlyJSONWhiteSpaceSurroundsABody: JSON's white space is space, tab, line feed and
+// carriage return (RFC 8259 §2). A body wrapped in anything else (form feed, vertical tab,
+// Unicode spaces) is not a JSON object: 400 invalid_request, and nothing is stored or confirmed.
+func TestOnlyJSONWhiteSpaceSurroundsABody(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	send := `{"accommodation":"` + th.accommodation + `","reservation":"` + th.reservation + `","content":"hi"}`
+	m := th.send(t, th.guest, "hello")
+	confirm := `{"messages":["` + m + `"]}`
+	conv := `{"accommodation":"` + th.accommodation + `","reservation":"` + th.reservation + `"}`
+	before := e.count("SELECT count(*) FROM messages")
+	for _, tc := range []struct {
+		from       *api.Client
+		path, body string
+	}{
+		{th.guest, "/messages/send", "\f" + send},
+		{th.guest, "/messages/send", send + "\v"},
+		{th.guest, "/messages/send", "\u00a0" + send},
+		{th.guest, "/messages/send", send + "\u3000"},
+		{th.guest, "/messages/send", "\u0085" + send},
+		{th.property, "/messages/latest/confirm", "\u00a0" + confirm},
+		{th.property, "/3.2/messages/latest/confirm", confirm + "\u0085"},
+		{th.property, "/messages/latest/confirm", "\u00a0"},
+		{th.property, "/messages/conversations", "\v" + conv},
+		{th.property, "/3.2/messages/conversations", conv + "\u00a0"},
+	} {
+		if a := e.as(tc.from, tc.path, tc.body); a.status != http.StatusBadRequest || a.errorID(t) != api.ErrInvalidRequest {
+			t.Errorf("%s %q = %d %.120s; want 400 invalid_request", tc.path, tc.body, a.status, a.body)
+		}
+	}
+	if after := e.count("SELECT count(*) FROM messages"); after != before {
+		t.Errorf("bodies that are not JSON stored %d message(s)", after-before)
+	}
+	if got := e.latestIDs(th.property); !slices.Contains(got, m) {
+		t.Errorf("a confirm whose body is not JSON confirmed %s", m)
+	}
+	// JSON's own white space is fine.
+	if a := e.as(th.guest, "/messages/send", " \t\r\n"+send+"\r\n\t "); a.status != http.StatusOK {
+		t.Errorf("send wrapped in JSON white space = %d %s, want 200", a.status, a.body)
 	}
 }

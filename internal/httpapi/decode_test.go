@@ -1,0 +1,80 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// decodeTarget has fields of each kind decodeObject fills: raw, typed, with UnmarshalJSON,
+// promoted from an embedded struct, and without a json name.
+type decodeTarget struct {
+	decodeEmbedded
+	Raw     json.RawMessage `json:"raw"`
+	Number  *int64          `json:"number"`
+	Text    string          `json:"text,omitempty"`
+	Content base64Field     `json:"content"`
+	Ignored json.RawMessage `json:"-"`
+}
+
+type decodeEmbedded struct {
+	Promoted json.RawMessage `json:"promoted"`
+}
+
+// FuzzDecodeObject holds decodeObject to encoding/json's reading of the same object member by
+// member, whose names are exact: each raw field is the last value of its name as written, each
+// typed field what encoding/json makes of that value, and a value encoding/json refuses for a
+// typed field is an error.
+func FuzzDecodeObject(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, `{"raw":1}`, `{"raw":{"a":[1,"}",{"b":"\"]"}]},"RAW":2}`, `{"promoted":"x","raw":[]}`,
+		`{"number":7,"Number":8,"text":"a\u0062c","content":"QUJD"}`, `{"ra\u0077":"escaped name"}`,
+		`{"raw":"\\\\","text":"\\"}","number":null}`, `{"number":"not a number"}`, `{ "raw" : true , "raw" : false }`,
+		`{"content":null,"text":1e3}`, `{"-":1,"Ignored":2}`, `{"number":"x","number":1}`, " \t{\"raw\":0}\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) || bytes.TrimLeft(body, jsonSpace)[0] != '{' {
+			return // bindBody hands decodeObject valid JSON objects only
+		}
+		var got decodeTarget
+		err := decodeObject(bytes.Trim(body, jsonSpace), &got)
+		var want decodeTarget
+		var wantErr bool
+		last := map[string]json.RawMessage{}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.Token() // {
+		for dec.More() {
+			name, _ := dec.Token()
+			var value json.RawMessage
+			if err := dec.Decode(&value); err != nil {
+				t.Fatal(err)
+			}
+			last[name.(string)] = value
+			typed := map[string]any{"number": &want.Number, "text": &want.Text, "content": &want.Content}
+			if dst, ok := typed[name.(string)]; ok && json.Unmarshal(value, dst) != nil {
+				wantErr = true
+			}
+		}
+		if (err != nil) != wantErr {
+			t.Fatalf("%s: error %v, want one: %t", body, err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		for name, dst := range map[string]*json.RawMessage{"raw": &got.Raw, "promoted": &got.Promoted} {
+			if !bytes.Equal(*dst, last[name]) {
+				t.Errorf("%s: field %s = %q, want %q", body, name, *dst, last[name])
+			}
+		}
+		if (got.Number == nil) != (want.Number == nil) || got.Number != nil && *got.Number != *want.Number ||
+			got.Text != want.Text || got.Content.present != want.Content.present ||
+			got.Content.isString != want.Content.isString || !bytes.Equal(got.Content.text, want.Content.text) {
+			t.Errorf("%s: typed fields %+v, want %+v", body, got, want)
+		}
+		if got.Ignored != nil {
+			t.Errorf("%s: a field without a json name was set: %q", body, got.Ignored)
+		}
+	})
+}
