@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Error is an answer in the error envelope, with its HTTP status.
@@ -17,6 +18,9 @@ type Error struct {
 	Status    int
 	RequestID string
 	Errors    []ErrorItem
+	// RetryAfter is the answer's Retry-After in seconds, which a 429 rate_limited and a 503
+	// unavailable carry: when to try again. Zero when the answer has none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -192,6 +196,9 @@ func do(ctx context.Context, hc *http.Client, method, url string, body, out any,
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		apiErr := &Error{Status: resp.StatusCode}
+		if secs, err := strconv.ParseUint(resp.Header.Get("Retry-After"), 10, 32); err == nil {
+			apiErr.RetryAfter = time.Duration(secs) * time.Second
+		}
 		var env ErrorResponse
 		if json.NewDecoder(resp.Body).Decode(&env) == nil {
 			apiErr.RequestID, apiErr.Errors = env.RequestID, env.Errors

@@ -2,7 +2,9 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/guestmsg/messaging/api"
 )
 
 func TestRateLimitPerPartner(t *testing.T) {
@@ -29,6 +33,10 @@ func TestRateLimitPerPartner(t *testing.T) {
 	}
 	if got := a.header.Get("Retry-After"); got != "12" {
 		t.Errorf("Retry-After = %q, want 12 (seconds until the next token)", got)
+	}
+	var apiErr *api.Error // the client passes it on
+	if _, err := th.guest.Latest(context.Background()); !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests || apiErr.RetryAfter != 12*time.Second {
+		t.Errorf("the client's Latest over the budget = %#v, want *api.Error 429 with RetryAfter 12 s", err)
 	}
 	if n := e.count("SELECT count(*) FROM messages"); n != 1 {
 		t.Errorf("%d messages stored, want 1: a limited send must not be carried out", n)
