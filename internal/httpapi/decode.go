@@ -111,7 +111,8 @@ type jsonField struct {
 var jsonFieldCache sync.Map // reflect.Type → []jsonField
 
 // jsonFields returns the fields of struct type t that have a json name, those of embedded
-// structs (without one) included, as encoding/json promotes them.
+// structs without one included, as encoding/json promotes them (an embedded struct with a json
+// name is one field, as there).
 func jsonFields(t reflect.Type) []jsonField {
 	if fs, ok := jsonFieldCache.Load(t); ok {
 		return fs.([]jsonField)
@@ -119,13 +120,24 @@ func jsonFields(t reflect.Type) []jsonField {
 	var fs []jsonField
 	for _, f := range reflect.VisibleFields(t) {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "" || name == "-" || !f.IsExported() {
+		if name == "" || name == "-" || !f.IsExported() || insideNamedStruct(t, f.Index) {
 			continue
 		}
 		fs = append(fs, jsonField{name: name, index: f.Index, raw: f.Type == reflect.TypeFor[json.RawMessage]()})
 	}
 	jsonFieldCache.Store(t, fs)
 	return fs
+}
+
+// insideNamedStruct reports whether the field at index is promoted from an embedded struct
+// that has a json name of its own.
+func insideNamedStruct(t reflect.Type, index []int) bool {
+	for k := 1; k < len(index); k++ {
+		if t.FieldByIndex(index[:k]).Tag.Get("json") != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonSpace is JSON's white space (RFC 8259 §2), all of it.

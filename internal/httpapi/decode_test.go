@@ -79,6 +79,20 @@ func FuzzDecodeObject(f *testing.F) {
 	})
 }
 
+// An embedded struct with a json name is one field, as encoding/json reads it: its own fields
+// are not names of the object.
+func TestDecodeObjectNamedEmbeddedStruct(t *testing.T) {
+	type Inner struct {
+		Value json.RawMessage `json:"value"`
+	}
+	var got struct {
+		Inner `json:"named"`
+	}
+	if err := decodeObject([]byte(`{"value":1,"named":{"value":2}}`), &got); err != nil || string(got.Value) != "2" {
+		t.Errorf("decodeObject = %v, value %s; want 2, from inside named", err, got.Value)
+	}
+}
+
 // BenchmarkDecodeSendBody compares decodeObject with encoding/json's own reading into the same
 // struct (which also takes names that match only when case is ignored), on a send's body.
 func BenchmarkDecodeSendBody(b *testing.B) {
