@@ -46,8 +46,7 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
 		return errTooLarge
 	}
-	body = body[skipSpace(body, 0):]
-	body = bytes.TrimRight(body, jsonSpace)
+	body = bytes.Trim(body, jsonSpace)
 	if len(body) == 0 {
 		return nil
 	}
@@ -215,7 +214,7 @@ func valueEnd(b []byte, i int) int {
 		}
 	}
 	j := i // a number, true, false or null
-	for j < len(b) && !strings.ContainsRune(",}] \t\n\r", rune(b[j])) {
+	for j < len(b) && !strings.ContainsRune(",}]"+jsonSpace, rune(b[j])) {
 		j++
 	}
 	return j
