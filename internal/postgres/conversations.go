@@ -424,8 +424,18 @@ WHERE m.id = ANY($2::uuid[]) AND (c.property_partner_id = $1 OR c.guest_partner_
 // the caller now: just removed, or readable and removed before; none when the caller's key is
 // revoked. The second query runs only when the first did not account for every id.
 // Errors: messaging.ErrUnavailable.
+//
+// The delete takes its rows in the order of its plan, which need not be the same on every
+// connection (a custom plan is made for the ids given, the generic one for any), so two
+// confirms of overlapping ids, or a confirm and a change of partner, can deadlock. PostgreSQL
+// then rolls one of them back, having deleted nothing, and that one is run once more: it meets
+// the rows the other has by then deleted (the second query counts them) or released. Locking
+// the rows in one order first would cost every confirm a sort and a pass for what is rare.
 func (s *Store) Confirm(ctx context.Context, caller messaging.Caller, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error) {
 	confirmed, err := s.uuids(ctx, confirmSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
+	if deadlocked(err) {
+		confirmed, err = s.uuids(ctx, confirmSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
+	}
 	if err != nil || len(confirmed) == len(ids) {
 		return confirmed, err
 	}

@@ -188,3 +188,83 @@ func TestConcurrentRegistrationsKeepTheQueueWithTheGuest(t *testing.T) {
 		t.Errorf("after the purge: %d conversations and %d queue entries left, want none", conversations, queued)
 	}
 }
+
+// TestConfirmOutlivesADeadlock: a confirm that PostgreSQL rolls back as a deadlock victim,
+// which two confirms of overlapping ids (or a confirm and a change of partner) can make when
+// their plans take the same queue rows in different orders, is run again. The deadlock is made
+// here on purpose: a transaction holds the queue row that every plan visits second (the higher
+// id, inserted later), the confirm takes the first and waits for it, and the transaction then
+// asks for the first. The transaction waits the longer before it looks for a deadlock, so the
+// confirm is the victim; the confirm run again waits for the transaction, which then rolls back.
+func TestConfirmOutlivesADeadlock(t *testing.T) {
+	ctx := context.Background()
+	db, store, f := pooledFixture(t, 4)
+	first := uuid.MustParse("00000000-0000-4000-8000-000000000001")
+	second := uuid.MustParse("ffffffff-ffff-4fff-bfff-ffffffffffff")
+	for _, id := range []uuid.UUID{first, second} {
+		if _, err := db.ExecContext(ctx, `
+WITH m AS (
+    INSERT INTO messages (id, conversation_id, sender, content, created_at)
+    VALUES ($1, $2, 'guest', 'hello', $4) RETURNING seq, id, conversation_id
+)
+INSERT INTO deliveries (partner_id, seq, message_id, conversation_id) SELECT $3, seq, id, conversation_id FROM m`,
+			id, f.conv.ID, f.caller.AffiliateID, f.now); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	holder, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	const lockRow = `SELECT message_id FROM deliveries WHERE partner_id = $1 AND message_id = $2 FOR UPDATE`
+	if _, err := holder.ExecContext(ctx, `SET LOCAL deadlock_timeout = '60s'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.ExecContext(ctx, lockRow, f.caller.AffiliateID, second); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		ids []uuid.UUID
+		err error
+	}
+	confirmed := make(chan result, 1)
+	readableAfter := messaging.DefaultWindows.ReadableStayEndAfter(messaging.Property, f.now)
+	go func() {
+		ids, err := store.Confirm(ctx, f.caller, readableAfter, []uuid.UUID{second, first})
+		confirmed <- result{ids, err}
+	}()
+	waitForLockWaiters(t, db, 1) // the confirm, holding the first row, waits for the second
+	// The holder now waits for the confirm, until the confirm's deadlock check rolls it back.
+	if _, err := holder.ExecContext(ctx, lockRow, f.caller.AffiliateID, first); err != nil {
+		t.Fatal(err)
+	}
+	// The confirm, run again, waits for the holder; the confirm given up answers at once.
+	var got result
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		select {
+		case got = <-confirmed:
+		default:
+			if lockWaiters(t, db) == 0 && time.Now().Before(deadline) {
+				continue
+			}
+			if err := holder.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			got = <-confirmed
+		}
+		break
+	}
+	if got.err != nil || !sameIDs(got.ids, []uuid.UUID{first, second}) {
+		t.Errorf("Confirm = %v, %v; want both messages confirmed", got.ids, got.err)
+	}
+	var queued int
+	if err := db.GetContext(ctx, &queued, `SELECT count(*) FROM deliveries`); err != nil {
+		t.Fatal(err)
+	}
+	if queued != 0 {
+		t.Errorf("%d queue entries left, want none", queued)
+	}
+}

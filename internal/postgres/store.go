@@ -238,6 +238,12 @@ func Unreachable(err error) bool {
 	return errors.Is(translate(err), messaging.ErrUnavailable)
 }
 
+// deadlocked reports whether err is PostgreSQL's rollback of a deadlock's victim.
+func deadlocked(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "40P01" // deadlock_detected
+}
+
 // translate turns database errors into the domain's vocabulary, once, for every method.
 func translate(err error) error {
 	var pqErr *pq.Error
@@ -258,8 +264,8 @@ func translate(err error) error {
 	case errors.As(err, &pqErr) && pqErr.Code.Class() == "40":
 		// transaction rollback: a deadlock (say, an owner change against a batch of sends to
 		// its conversations) or a serialization failure; nothing was committed, and a retry
-		// may well succeed
-		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
+		// may well succeed (the error stays in the chain for [deadlocked])
+		return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
