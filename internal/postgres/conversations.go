@@ -155,7 +155,7 @@ LEFT JOIN (SELECT conversation_id, array_agg(seq) AS pending FROM gone GROUP BY 
     ON g.conversation_id = c.id
 WHERE ` + match + `
 ON CONFLICT (conversation_id, partner_id) DO UPDATE
-SET through_seq = EXCLUDED.through_seq, pending = EXCLUDED.pending`
+SET through_seq = EXCLUDED.through_seq, pending = departed_queues.pending || EXCLUDED.pending`
 }
 
 func enqueueSQL(match string) string {
@@ -176,6 +176,51 @@ WHERE ` + match + `
 ON CONFLICT DO NOTHING`
 }
 
+// parkedThrough is the through_seq of a parked queue: the entries of a conversation that its
+// guest partner can no longer read, which the purge moves out of the partner's queue (see
+// parkUnreadableSQL) and gives back when the conversation is readable again. Giving back such a
+// row returns exactly its pending messages; those sent since are queued as usual. A parked
+// queue is always its conversation's current guest partner's: a change of guest partner turns
+// it into a departure (dequeueSQL adds the new pending messages and sets through_seq).
+const parkedThrough = "9223372036854775807"
+
+// unparkSQL gives the parked queues of the conversations in $1 (a query returning the
+// (conversation_id, partner_id) keys of the rows) back to their guest partners, and counts the
+// rows. Each conversation row is locked FOR SHARE, so that a change of guest partner, which
+// moves the queue and locks the row FOR UPDATE, comes wholly before or after it.
+func unparkSQL(keys string) string {
+	return `
+WITH back AS (
+    DELETE FROM departed_queues d
+    USING (` + keys + `) x
+    WHERE d.conversation_id = x.conversation_id AND d.partner_id = x.partner_id
+    RETURNING d.conversation_id, d.partner_id, d.pending
+), queued AS (
+    INSERT INTO deliveries (partner_id, seq, message_id, conversation_id)
+    SELECT back.partner_id, m.seq, m.id, m.conversation_id
+    FROM back CROSS JOIN LATERAL unnest(back.pending) AS p (seq)
+    JOIN messages m ON m.seq = p.seq
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM back`
+}
+
+const parkedKeys = `
+    SELECT q.conversation_id, q.partner_id
+    FROM departed_queues q
+    JOIN conversations c ON c.id = q.conversation_id
+    WHERE q.partner_id = c.guest_partner_id AND q.through_seq = ` + parkedThrough
+
+var (
+	// unparkConversationSQL gives back the parked queue of conversation $1, whatever its
+	// windows: a reservation's change moves them at once, and the purge parks the queue again
+	// if it is still unreadable.
+	unparkConversationSQL = unparkSQL(parkedKeys + ` AND c.id = $1 FOR SHARE OF c`)
+	// unparkReadableSQL gives back up to $2 parked queues of conversations whose stay end is
+	// after $1: readable by their guest partners again, after GUEST_WINDOW_DAYS was raised.
+	unparkReadableSQL = unparkSQL(parkedKeys + ` AND c.stay_end > $1 LIMIT $2 FOR SHARE OF c`)
+)
+
 var (
 	dequeueConversationSQL  = dequeueSQL("c.id = $1")
 	enqueueConversationSQL  = enqueueSQL("c.id = $1")
@@ -185,7 +230,8 @@ var (
 
 // PutReservation creates or updates a reservation with its conversation, whose ids are taken
 // from c only on creation. A change of guest partner moves the conversation's queue entries
-// between the two guest partners' queues in the same transaction (dequeueSQL).
+// between the two guest partners' queues in the same transaction (dequeueSQL); any other change
+// gives the guest partner back its parked queue (unparkConversationSQL).
 // The conversation's property partner and name are the accommodation's, read under lock.
 // Errors: messaging.ErrConflict (registered at another accommodation), messaging.ErrNotFound (no
 // such accommodation), messaging.ErrUnavailable.
@@ -220,7 +266,13 @@ func (s *Store) PutReservation(ctx context.Context, c messaging.Conversation, no
 		if errors.Is(err, sql.ErrNoRows) {
 			return messaging.ErrConflict
 		}
-		if err != nil || oldGuest == r.GuestPartnerID {
+		if err != nil {
+			return err
+		}
+		if oldGuest == r.GuestPartnerID {
+			if oldGuest != 0 {
+				_, err = tx.ExecContext(ctx, unparkConversationSQL, row.ID)
+			}
 			return err
 		}
 		if oldGuest != 0 {

@@ -21,7 +21,7 @@ type fixture struct {
 	conv   messaging.Conversation
 }
 
-func newFixture(t *testing.T, store *Store) fixture {
+func newFixture(t testing.TB, store *Store) fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := fixture{now: time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)}
@@ -40,7 +40,7 @@ func newFixture(t *testing.T, store *Store) fixture {
 }
 
 // newCaller creates a partner of kind with a key, and returns it authenticated by that key.
-func newCaller(t *testing.T, svc *messaging.Service, kind messaging.Side, name string) messaging.Caller {
+func newCaller(t testing.TB, svc *messaging.Service, kind messaging.Side, name string) messaging.Caller {
 	t.Helper()
 	ctx := context.Background()
 	p, err := svc.CreatePartner(ctx, messaging.Partner{Kind: kind, Name: name})

@@ -155,6 +155,66 @@ func (s *Store) DeleteConversations(ctx context.Context, ids []uuid.UUID, cutoff
 	return s.exec(ctx, deleteConversationsSQL, uuidArray(ids), cutoff)
 }
 
+// parkUnreadableSQL walks the first $3 entries of guest partner $1's queue, as a latest page
+// does, and moves those of conversations it can no longer read (stay end at or before $2) into
+// the conversation's parked queue (parkedThrough). A latest page passes over such entries one by
+// one, up to a year of them (the guest's read window is 66 days, retention 365), to find the
+// readable ones behind them; a guest partner's queue gains them even when it confirms everything
+// it is given, from the property's sends after the guest's window closed. The walk locks the
+// conversation rows FOR SHARE, so that a change of guest partner or of the stay end comes
+// wholly before or after it. It answers how many entries it parked and how many readable ones
+// it passed.
+const parkUnreadableSQL = `
+WITH walk AS (
+    SELECT d.seq, d.conversation_id, c.stay_end > $2 AS readable
+    FROM deliveries d
+    JOIN conversations c ON c.id = d.conversation_id
+    WHERE d.partner_id = $1 AND c.guest_partner_id = $1
+    ORDER BY d.seq
+    LIMIT $3
+    FOR SHARE OF c
+), parked AS (
+    DELETE FROM deliveries d
+    USING walk w
+    WHERE d.partner_id = $1 AND d.seq = w.seq AND NOT w.readable
+    RETURNING d.seq, d.conversation_id
+), kept AS (
+    INSERT INTO departed_queues (conversation_id, partner_id, through_seq, pending)
+    SELECT conversation_id, $1, ` + parkedThrough + `, array_agg(seq ORDER BY seq)
+    FROM parked
+    GROUP BY conversation_id
+    ON CONFLICT (conversation_id, partner_id) DO UPDATE
+    SET pending = departed_queues.pending || EXCLUDED.pending
+)
+SELECT (SELECT count(*) FROM parked), (SELECT count(*) FROM walk WHERE readable)`
+
+const guestPartnersSQL = `SELECT affiliate_id FROM partners WHERE kind = 'guest' ORDER BY affiliate_id`
+
+// GuestPartners returns the affiliate ids of every guest partner. Errors:
+// messaging.ErrUnavailable.
+func (s *Store) GuestPartners(ctx context.Context) ([]int64, error) {
+	var ids []int64
+	err := s.db.SelectContext(ctx, &ids, guestPartnersSQL)
+	return ids, translate(err)
+}
+
+// ParkUnreadable walks the first walk entries of guest partner partnerID's queue and parks those
+// of conversations whose stay end is at or before readableAfter. It returns how many it parked
+// and how many readable entries it passed. Errors: messaging.ErrUnavailable.
+func (s *Store) ParkUnreadable(ctx context.Context, partnerID int64, readableAfter time.Time, walk int) (parked, readable int, err error) {
+	err = s.db.QueryRowxContext(ctx, parkUnreadableSQL, partnerID, readableAfter, walk).Scan(&parked, &readable)
+	return parked, readable, translate(err)
+}
+
+// UnparkReadable gives up to limit parked queues of conversations whose stay end is after
+// readableAfter back to their guest partners, and returns how many. Errors:
+// messaging.ErrUnavailable.
+func (s *Store) UnparkReadable(ctx context.Context, readableAfter time.Time, limit int) (int, error) {
+	var n int
+	err := s.db.GetContext(ctx, &n, unparkReadableSQL, readableAfter, limit)
+	return n, translate(err)
+}
+
 // deleteStaleKeysSQL skips records a send holds locked; a later pass takes them.
 const deleteStaleKeysSQL = `
 WITH doomed AS (

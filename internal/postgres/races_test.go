@@ -268,3 +268,72 @@ INSERT INTO deliveries (partner_id, seq, message_id, conversation_id) SELECT $3,
 		t.Errorf("%d queue entries left, want none", queued)
 	}
 }
+
+// TestParkingRacingGuestChanges parks a guest partner's unreadable queue entries, and gives
+// parked queues back, while the reservation's guest partner changes back and forth between two
+// partners: whichever partner holds the conversation at the end has every message (none was
+// confirmed) in its queue or its parked queue, and no partner holds entries or a parked queue
+// of a conversation it is not on.
+func TestParkingRacingGuestChanges(t *testing.T) {
+	ctx := context.Background()
+	db, store, f := pooledFixture(t, 8)
+	g1 := withGuest(t, f)
+	g2 := newCaller(t, f.svc, messaging.Guest, "G2")
+	for range 20 {
+		if _, err := f.svc.Send(ctx, f.caller, messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"}, Content: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.now = f.conv.StayEnd.Add(70 * 24 * time.Hour) // past the guest's window
+	readableAfter := messaging.DefaultWindows.ReadableStayEndAfter(messaging.Guest, f.now)
+	unreadable := f.conv.Reservation
+	for round := range 100 {
+		done := make(chan error, 3)
+		go func() {
+			r := unreadable
+			r.GuestPartnerID = []int64{g2.AffiliateID, g1.AffiliateID}[round%2]
+			_, err := f.svc.PutReservation(ctx, r)
+			done <- err
+		}()
+		go func() {
+			for _, g := range []messaging.Caller{g1, g2} {
+				if _, _, err := store.ParkUnreadable(ctx, g.AffiliateID, readableAfter, 7); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		go func() {
+			_, err := store.UnparkReadable(ctx, readableAfter.Add(-time.Duration(round%2)*100*24*time.Hour), 10)
+			done <- err
+		}()
+		for range 3 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var stray int
+	if err := db.GetContext(ctx, &stray, `
+		SELECT (SELECT count(*) FROM deliveries d JOIN conversations c ON c.id = d.conversation_id
+		        WHERE d.partner_id <> c.property_partner_id AND d.partner_id IS DISTINCT FROM c.guest_partner_id)
+		     + (SELECT count(*) FROM departed_queues q JOIN conversations c ON c.id = q.conversation_id
+		        WHERE q.through_seq = `+parkedThrough+` AND q.partner_id IS DISTINCT FROM c.guest_partner_id)`); err != nil {
+		t.Fatal(err)
+	}
+	if stray != 0 {
+		t.Errorf("%d queue entries or parked queues of partners not on their conversation", stray)
+	}
+	var missing int
+	if err := db.GetContext(ctx, &missing, `
+		SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
+		WHERE NOT EXISTS (SELECT FROM deliveries d WHERE d.partner_id = c.guest_partner_id AND d.seq = m.seq)
+		  AND NOT EXISTS (SELECT FROM departed_queues q WHERE q.conversation_id = c.id AND q.partner_id = c.guest_partner_id
+		                  AND m.seq = ANY(q.pending))`); err != nil {
+		t.Fatal(err)
+	}
+	if missing != 0 {
+		t.Errorf("%d of 20 unconfirmed messages neither queued nor parked for the conversation's guest partner", missing)
+	}
+}

@@ -18,7 +18,7 @@ import (
 )
 
 // withGuest gives the fixture's reservation R1 a guest partner and returns that partner's caller.
-func withGuest(t *testing.T, f fixture) messaging.Caller {
+func withGuest(t testing.TB, f fixture) messaging.Caller {
 	t.Helper()
 	guest := newCaller(t, f.svc, messaging.Guest, "App")
 	r := f.conv.Reservation

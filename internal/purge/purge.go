@@ -2,7 +2,9 @@
 // keep: everything of a conversation whose stay end + RETENTION_DAYS has passed (messages, their
 // queue entries, Idempotency-Key records, attachments, the reservation row with its
 // participants), Idempotency-Key records older than 24 hours, and uploads no message referenced
-// within 24 hours. It deletes in bounded batches, each one short
+// within 24 hours; and it parks the queue entries a guest partner can no longer read (past its
+// read window), which every latest page of the partner would pass over, and gives them back
+// when they are readable again. It deletes in bounded batches, each one short
 // statement of its own, so that sends and polls keep flowing while it runs, and under a lock
 // that lets one replica purge at a time. The domain (package messaging) decides the cutoffs;
 // the store applies them.
@@ -47,6 +49,16 @@ type Store interface {
 	// DeleteOrphanAttachments deletes up to limit attachments no message references, created at
 	// or before cutoff.
 	DeleteOrphanAttachments(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// GuestPartners returns the affiliate ids of the guest partners.
+	GuestPartners(ctx context.Context) ([]int64, error)
+	// ParkUnreadable walks the first walk entries of a guest partner's queue and moves those of
+	// conversations whose stay end is at or before readableAfter out of it, into the
+	// conversations' parked queues; it returns how many it moved, and how many readable
+	// entries it passed.
+	ParkUnreadable(ctx context.Context, partnerID int64, readableAfter time.Time, walk int) (parked, readable int, err error)
+	// UnparkReadable gives up to limit parked queues of conversations whose stay end is after
+	// readableAfter back to their guest partners, and returns how many.
+	UnparkReadable(ctx context.Context, readableAfter time.Time, limit int) (int, error)
 }
 
 // Default batch sizes: each batch is one transaction that deletes at most DefaultRowBatch rows of
@@ -68,6 +80,8 @@ type Report struct {
 	Attachments          int // attachments of expired conversations
 	StaleIdempotencyKeys int // records older than 24 hours
 	OrphanAttachments    int // uploads no message referenced in time
+	Parked               int // queue entries of guest partners past their read window
+	Unparked             int // parked queues given back, readable again
 	Batches              int // write transactions run
 	LargestBatch         int // most rows of one table deleted by one batch
 	LongestBatch         time.Duration
@@ -135,6 +149,7 @@ func (w *Worker) RunOnce(ctx context.Context) (Report, error) {
 		"conversations", r.Conversations, "messages", r.Messages, "deliveries", r.Deliveries,
 		"idempotency_keys", r.IdempotencyKeys, "attachments", r.Attachments,
 		"stale_idempotency_keys", r.StaleIdempotencyKeys, "orphan_attachments", r.OrphanAttachments,
+		"parked", r.Parked, "unparked", r.Unparked,
 		"batches", r.Batches, "largest_batch", r.LargestBatch,
 		"longest_batch_ms", r.LongestBatch.Milliseconds(), "elapsed_ms", r.Elapsed.Milliseconds(),
 	}
@@ -201,6 +216,9 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 			break
 		}
 	}
+	if err := w.park(ctx, now, r); err != nil {
+		return err
+	}
 	err := w.drain(ctx, r, w.RowBatch, func() (int, error) {
 		n, err := w.store.DeleteIdempotencyKeysBefore(ctx, messaging.IdempotencyCutoff(now), w.RowBatch)
 		r.StaleIdempotencyKeys += n
@@ -212,6 +230,45 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 	return w.drain(ctx, r, w.AttachmentBatch, func() (int, error) {
 		n, err := w.store.DeleteOrphanAttachments(ctx, messaging.OrphanAttachmentCutoff(now), w.AttachmentBatch)
 		r.OrphanAttachments += n
+		return n, err
+	})
+}
+
+// park moves, for each guest partner, the queue entries of conversations it can no longer read
+// out of the part of its queue that a latest page walks (the first page of readable entries and
+// whatever lies before them), so that the page no longer passes over them one by one; then it
+// gives back the parked queues that are readable again (after GUEST_WINDOW_DAYS was raised; a
+// reservation's change gives its own back at once). A property partner reads until retention,
+// when the entries are purged, so it has none to park.
+func (w *Worker) park(ctx context.Context, now time.Time, r *Report) error {
+	readableAfter := w.windows.ReadableStayEndAfter(messaging.Guest, now)
+	guests, err := w.store.GuestPartners(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range guests {
+		for {
+			var readable int
+			n, err := w.batch(r, func() (int, error) {
+				n, rd, err := w.store.ParkUnreadable(ctx, p, readableAfter, w.RowBatch)
+				r.Parked += n
+				readable = rd
+				return n, err
+			})
+			if err != nil {
+				return err
+			}
+			if n == 0 || readable >= messaging.LatestPageSize {
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return w.drain(ctx, r, w.ConversationBatch, func() (int, error) {
+		n, err := w.store.UnparkReadable(ctx, readableAfter, w.ConversationBatch)
+		r.Unparked += n
 		return n, err
 	})
 }

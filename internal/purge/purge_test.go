@@ -297,16 +297,18 @@ func TestPurgeDeletesInBoundedBatches(t *testing.T) {
 	}
 	// Rounds of 2, 2 and 1 conversations: 14 messages in batches of 3, 3, 3, 3, 2 (5 batches),
 	// one batch each of keys, attachments and conversations; the same again; 7 messages in 3,
-	// 3, 1 plus the three; then one batch of stale keys and one of orphan uploads:
-	// 8 + 8 + 6 + 2 transactions.
-	if r.LargestBatch != 3 || r.Batches != 24 {
-		t.Errorf("RunOnce ran %d batches of at most %d rows, want 24 of at most 3", r.Batches, r.LargestBatch)
+	// 3, 1 plus the three; then two walks of the guest partner's queue (the first parks the
+	// live conversation's entry, past the guest's window; the second finds nothing) and one
+	// batch of parked queues readable again; then one batch of stale keys and one of orphan
+	// uploads: 8 + 8 + 6 + 3 + 2 transactions.
+	if r.LargestBatch != 3 || r.Batches != 27 || r.Parked != 1 {
+		t.Errorf("RunOnce ran %d batches of at most %d rows and parked %d, want 27 of at most 3 and 1", r.Batches, r.LargestBatch, r.Parked)
 	}
 	if n := f.count(`SELECT count(*) FROM messages`); n != 1 {
 		t.Errorf("messages left = %d, want the live conversation's 1", n)
 	}
-	if n := f.count(`SELECT count(*) FROM deliveries`); n != 2 {
-		t.Errorf("queue rows left = %d, want the live conversation's 2", n)
+	if n := f.count(`SELECT count(*) FROM deliveries`); n != 1 {
+		t.Errorf("queue rows left = %d, want the live conversation's property's 1", n)
 	}
 	if n := f.count(`SELECT count(*) FROM conversations`); n != 1 {
 		t.Errorf("conversations left = %d, want 1", n)
@@ -355,5 +357,100 @@ func TestIdempotencyRecordsAreKept24Hours(t *testing.T) {
 	}
 	if again := f.send(f.guest, c, "hello", "k1"); again == first {
 		t.Errorf("repeat after the record was purged = the first message, want a new one")
+	}
+}
+
+// TestPurgeParksWhatTheGuestCanNoLongerRead: a pass moves the queue entries of conversations
+// past the guest's read window out of the guest partner's queue, where each latest page would
+// pass over them, into the conversation's parked queue; a change of the reservation that
+// reopens the window gives them back at once, as does a pass after GUEST_WINDOW_DAYS was
+// raised; a change of guest partner takes them along; and a confirmed message never comes back.
+func TestPurgeParksWhatTheGuestCanNoLongerRead(t *testing.T) {
+	f := newFixture(t, messaging.DefaultWindows)
+	later := f.reservation("LATER", "2026-12-01")
+	n1 := f.send(f.property, later, "n1", "")
+	old := f.reservation("OLD", "2026-07-05") // stay end 2026-07-06
+	g1 := f.send(f.guest, old, "g1", "")
+	p1 := f.send(f.property, old, "p1", "")
+	if _, err := f.svc.Confirm(f.ctx, f.guest, []uuid.UUID{g1}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(old.StayEnd.Add(60 * 24 * time.Hour))
+	g2 := f.send(f.guest, old, "g2", "")
+	f.clock.Set(old.StayEnd.Add(70 * 24 * time.Hour)) // the guest's window closed 4 days ago
+	p2 := f.send(f.property, old, "p2", "")           // the property may reply for 14 days
+
+	latest := func(svc *messaging.Service, want ...uuid.UUID) {
+		t.Helper()
+		page, err := svc.Latest(f.ctx, f.guest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uuid.UUID
+		for _, d := range page {
+			got = append(got, d.ID)
+		}
+		slices.SortFunc(got, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+		slices.SortFunc(want, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+		if !slices.Equal(got, want) {
+			t.Errorf("guest's latest = %v, want %v", got, want)
+		}
+	}
+	queued := func() int {
+		return f.count(`SELECT count(*) FROM deliveries WHERE partner_id = $1`, f.guest.AffiliateID)
+	}
+	run := func(w *purge.Worker, parked, unparked int) {
+		t.Helper()
+		r, err := w.RunOnce(f.ctx)
+		if err != nil || r.Parked != parked || r.Unparked != unparked {
+			t.Fatalf("RunOnce = parked %d, unparked %d, %v; want %d and %d", r.Parked, r.Unparked, err, parked, unparked)
+		}
+	}
+
+	latest(f.svc, n1)
+	run(f.worker, 3, 0) // p1, g2 and p2; g1 was confirmed
+	if n := queued(); n != 1 {
+		t.Errorf("guest's queue holds %d entries after the pass, want n1 alone", n)
+	}
+	latest(f.svc, n1)
+	run(f.worker, 0, 0)
+
+	// The checkout moves 10 weeks later: the guest reads the conversation again.
+	reopen := func(guest int64, checkout time.Time) {
+		t.Helper()
+		r := old.Reservation
+		r.GuestPartnerID, r.Checkout = guest, checkout
+		if _, err := f.svc.PutReservation(f.ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := old.Reservation.Checkout.AddDate(0, 0, 70)
+	reopen(f.guest.AffiliateID, moved)
+	latest(f.svc, n1, p1, g2, p2)
+	run(f.worker, 0, 0)
+	if _, err := f.svc.Confirm(f.ctx, f.guest, []uuid.UUID{g2}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Back to the first dates: parked again; then the conversation passes to another guest
+	// partner and back, and the parked messages go along with the guest partner's queue.
+	reopen(f.guest.AffiliateID, old.Reservation.Checkout)
+	latest(f.svc, n1)
+	run(f.worker, 2, 0) // p1 and p2
+	other := f.caller(messaging.Guest)
+	reopen(other.AffiliateID, old.Reservation.Checkout)
+	reopen(f.guest.AffiliateID, moved)
+	latest(f.svc, n1, p1, p2)
+
+	// Parked again, and given back by a pass once the guest's window is 100 days.
+	reopen(f.guest.AffiliateID, old.Reservation.Checkout)
+	run(f.worker, 2, 0)
+	wider := messaging.DefaultWindows
+	wider.GuestDays = 100
+	latest(messaging.NewService(f.store, wider, f.clock.Now), n1)
+	run(purge.New(f.store, wider, f.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil))), 0, 1)
+	latest(messaging.NewService(f.store, wider, f.clock.Now), n1, p1, p2)
+	if n := f.count(`SELECT count(*) FROM departed_queues`); n != 1 {
+		t.Errorf("%d departed queues, want the other guest partner's alone", n)
 	}
 }
