@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 )
@@ -97,7 +98,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL: required (make run provisions a local PostgreSQL when it is unset)"))
 	}
-	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+	if c.AdminToken != "" && utf8.RuneCountInString(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("ADMIN_TOKEN: use at least 16 characters"))
 	}
 	if c.WriteTimeout > 0 && c.RequestTimeout >= c.WriteTimeout {

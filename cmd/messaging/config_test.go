@@ -72,10 +72,27 @@ func TestLoadConfigTrimsTheAdminToken(t *testing.T) {
 	}
 }
 
+// TestMaskDSN: the password is hidden wherever lib/pq takes it from: after the user name, as
+// the URL's query parameter, or in a key=value DSN.
 func TestMaskDSN(t *testing.T) {
-	got := maskDSN("postgres://user:hunter2@db:5432/messaging?sslmode=disable")
-	if strings.Contains(got, "hunter2") || !strings.Contains(got, "user") {
-		t.Errorf("maskDSN = %q", got)
+	for _, dsn := range []string{
+		"postgres://user:hunter2@db:5432/messaging?sslmode=disable",
+		"postgres://user@db:5432/messaging?sslmode=require&password=hunter2",
+		"host=db user=user password=hunter2",
+	} {
+		if got := maskDSN(dsn); strings.Contains(got, "hunter2") || !strings.Contains(got, "db") && got != "(set)" {
+			t.Errorf("maskDSN(%q) = %q", dsn, got)
+		}
+	}
+}
+
+// TestAdminTokenLengthCountsCharacters: "16+ characters" counts characters, not bytes.
+func TestAdminTokenLengthCountsCharacters(t *testing.T) {
+	for token, ok := range map[string]bool{strings.Repeat("é", 9): false, strings.Repeat("é", 16): true} {
+		_, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://u@h/db", "ADMIN_TOKEN": token}))
+		if (err == nil) != ok {
+			t.Errorf("ADMIN_TOKEN of %d characters: loadConfig error = %v", len([]rune(token)), err)
+		}
 	}
 }
 func TestAttachmentConfig(t *testing.T) {

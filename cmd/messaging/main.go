@@ -269,14 +269,21 @@ func bootstrap(ctx context.Context, cfg Config, args []string, stdout io.Writer)
 	})
 }
 
-// maskDSN hides the password of a database URL for logging.
+// maskDSN hides the password of a database URL for logging, given after the user name or, as
+// lib/pq also takes it, as the query parameter password.
 func maskDSN(dsn string) string {
 	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
+	if err != nil || u.Scheme == "" || u.Opaque != "" { // a key=value DSN, say
 		return "(set)"
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }
