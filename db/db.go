@@ -2,6 +2,7 @@
 package db
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -34,16 +35,39 @@ func NewMigrator(dsn string) (*Migrator, error) {
 	return &Migrator{m: m}, nil
 }
 
-// Up applies every pending migration. Having nothing to apply is success.
-func (mg *Migrator) Up() error {
+// Up applies every pending migration. Having nothing to apply is success. When ctx ends, it
+// stops after the migration it is applying (a migration is never cut in the middle: each is one
+// transaction, and an interrupted one leaves the version dirty) and returns ctx's error.
+func (mg *Migrator) Up(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { mg.m.GracefulStop <- true })
+	defer stop()
 	if err := mg.m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		var dirty migrate.ErrDirty
+		if errors.As(err, &dirty) {
+			return fmt.Errorf("migrate up: version %d is dirty: its migration was interrupted or failed. "+
+				"Each migration is one transaction, so it took effect in full or not at all: once you know which, "+
+				"run `messaging migrate force %d` (it did) or `messaging migrate force %d` (it did not), then start again",
+				dirty.Version, dirty.Version, dirty.Version-1)
+		}
 		return fmt.Errorf("migrate up: %w", err)
+	}
+	return ctx.Err()
+}
+
+// Force records version as the applied one, clean, without running anything: the way out of a
+// dirty version (see Up) once the operator knows what the interrupted migration did.
+func (mg *Migrator) Force(version int) error {
+	if err := mg.m.Force(version); err != nil {
+		return fmt.Errorf("migrate force: %w", err)
 	}
 	return nil
 }
 
 // Down reverts the most recent migration.
 func (mg *Migrator) Down() error {
+	if v, dirty, err := mg.Version(); err == nil && v == 0 && !dirty {
+		return errors.New("migrate down: no migration is applied")
+	}
 	if err := mg.m.Steps(-1); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrate down: %w", err)
 	}
@@ -66,12 +90,12 @@ func (mg *Migrator) Close() error {
 	return errors.Join(srcErr, dbErr)
 }
 
-// Migrate applies every pending migration to the database at dsn.
-func Migrate(dsn string) error {
+// Migrate applies every pending migration to the database at dsn, as Up does.
+func Migrate(ctx context.Context, dsn string) error {
 	mg, err := NewMigrator(dsn)
 	if err != nil {
 		return err
 	}
 	defer mg.Close()
-	return mg.Up()
+	return mg.Up(ctx)
 }

@@ -1,6 +1,7 @@
 package db_test
 
 import (
+	"context"
 	"database/sql"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 			}
 		}
 	}
-	if err := mg.Up(); err != nil {
+	if err := mg.Up(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var rows []struct {
@@ -100,7 +101,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	if err := conn.Get(&tables, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'`); err != nil || tables != 0 {
 		t.Errorf("tables left after every down migration: %d, %v", tables, err)
 	}
-	if err := mg.Up(); err != nil {
+	if err := mg.Up(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if v, dirty, err := mg.Version(); err != nil || dirty || v != latest {

@@ -236,7 +236,7 @@ func (b *bench) setupDatabase(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := db.Migrate(b.dsn); err != nil {
+	if err := db.Migrate(ctx, b.dsn); err != nil {
 		return err
 	}
 	var err error

@@ -1,5 +1,5 @@
 // Command messaging is the guest messaging service: "serve" (the default) runs the HTTP API and
-// the retention purge; "migrate up|down|version" manages the schema; "purge" runs one retention
+// the retention purge; "migrate up|down|version|force" manages the schema; "purge" runs one retention
 // pass; "bootstrap" creates a partner and an API key.
 package main
 
@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -44,6 +46,7 @@ func main() {
 const usage = `usage: messaging [command]
   serve                      run the HTTP API (the default); applies pending migrations first
   migrate up|down|version    apply all migrations, revert the last one, or print the version
+  migrate force VERSION      record VERSION as applied, after an interrupted migration
   purge                      run one retention pass now and log what it removed
   bootstrap -kind K -name N  create a partner (and an API key) and print them as JSON`
 
@@ -70,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case "serve":
 		return serve(ctx, cfg, log)
 	case "migrate":
-		return migrateCommand(cfg, args, stdout)
+		return migrateCommand(ctx, cfg, args, stdout)
 	case "bootstrap":
 		return bootstrap(ctx, cfg, args, stdout)
 	default: // "purge"
@@ -90,7 +93,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	var app atomic.Pointer[httpapi.Server]
 	starting := httpapi.NewStarting(log)
+	// Every request's context ends when shutdown gives up on it (cutRequests), so that its
+	// database work is cancelled rather than waited for.
+	requests, cutRequests := context.WithCancel(context.Background())
+	defer cutRequests()
 	srv := &http.Server{
+		BaseContext: func(net.Listener) context.Context { return requests },
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if h := app.Load(); h != nil {
 				h.ServeHTTP(w, r)
@@ -158,24 +166,27 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		case <-ctx.Done():
 		}
 		// The pool and the store stay open until the in-flight requests are done.
-		return shutdown(srv, cfg.ShutdownTimeout, log)
+		return shutdown(srv, cfg.ShutdownTimeout, cutRequests, log)
 	}()
 	if app.Load() == nil { // ended while starting
 		if errors.Is(err, context.Canceled) {
 			err = nil
 		}
-		return errors.Join(err, shutdown(srv, cfg.ShutdownTimeout, log))
+		return errors.Join(err, shutdown(srv, cfg.ShutdownTimeout, cutRequests, log))
 	}
 	return err
 }
 
-// shutdown stops accepting connections and waits up to timeout for in-flight requests.
-func shutdown(srv *http.Server, timeout time.Duration, log *slog.Logger) error {
+// shutdown stops accepting connections and waits up to timeout for in-flight requests; those
+// still running then are cut off (cutRequests): their database work is cancelled and rolled
+// back, and they answer 503 if they can still answer at all.
+func shutdown(srv *http.Server, timeout time.Duration, cutRequests func(), log *slog.Logger) error {
 	log.Info("shutting down: finishing in-flight requests")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		cutRequests()
+		return fmt.Errorf("shutdown: requests still running after SHUTDOWN_TIMEOUT were cut off: %w", err)
 	}
 	log.Info("stopped")
 	return nil
@@ -187,8 +198,8 @@ func shutdown(srv *http.Server, timeout time.Duration, log *slog.Logger) error {
 func migrateWithRetry(ctx context.Context, dsn string, log *slog.Logger) error {
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := db.Migrate(dsn)
-		if err == nil || !postgres.Unreachable(err) {
+		err := db.Migrate(ctx, dsn)
+		if err == nil || ctx.Err() != nil || !postgres.Unreachable(err) {
 			return err
 		}
 		log.Warn("database unreachable; retrying", "attempt", attempt, "retry_in", wait.String(), "error", err.Error())
@@ -201,9 +212,18 @@ func migrateWithRetry(ctx context.Context, dsn string, log *slog.Logger) error {
 	}
 }
 
-func migrateCommand(cfg Config, args []string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return errors.New("usage: messaging migrate up|down|version")
+func migrateCommand(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	const migrateUsage = "usage: messaging migrate up|down|version|force VERSION"
+	var force int
+	switch {
+	case len(args) == 2 && args[0] == "force":
+		v, err := strconv.Atoi(args[1])
+		if err != nil || v < 0 {
+			return errors.New(migrateUsage)
+		}
+		force = v
+	case len(args) != 1 || !slices.Contains([]string{"up", "down", "version"}, args[0]):
+		return errors.New(migrateUsage)
 	}
 	mg, err := db.NewMigrator(cfg.DatabaseURL)
 	if err != nil {
@@ -212,12 +232,11 @@ func migrateCommand(cfg Config, args []string, stdout io.Writer) error {
 	defer mg.Close()
 	switch args[0] {
 	case "up":
-		err = mg.Up()
+		err = mg.Up(ctx)
 	case "down":
 		err = mg.Down()
-	case "version":
-	default:
-		return errors.New("usage: messaging migrate up|down|version")
+	case "force":
+		err = mg.Force(force)
 	}
 	if err != nil {
 		return err
@@ -241,7 +260,7 @@ func bootstrap(ctx context.Context, cfg Config, args []string, stdout io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := db.Migrate(cfg.DatabaseURL); err != nil {
+	if err := db.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
 	pool, err := postgres.Open(cfg.DatabaseURL, 2)

@@ -298,7 +298,7 @@ func ensureTemplate() (string, error) {
 			return "", fmt.Errorf("prepare the template database: %s: %w", stmt, err)
 		}
 	}
-	if err := db.Migrate(dsnFor(suite.server, building)); err != nil {
+	if err := db.Migrate(ctx, dsnFor(suite.server, building)); err != nil {
 		return "", fmt.Errorf("migrate the template database: %w", err)
 	}
 	for _, stmt := range []string{

@@ -269,8 +269,8 @@ func TestFailedBatchStoresEachSendAlone(t *testing.T) {
 		waitForWaiting(t, b, len(got))
 	}
 	cancelGone()
-	if o := <-got["gone"]; o != "false context canceled" {
-		t.Errorf("send gone while waiting = %s, want false context canceled", o)
+	if o := <-got["gone"]; o != "false unavailable: context canceled" {
+		t.Errorf("send gone while waiting = %s, want false unavailable: context canceled", o)
 	}
 	close(release)
 	if o := <-first; o != "true <nil>" {

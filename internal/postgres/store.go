@@ -269,8 +269,9 @@ func translate(err error) error {
 	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// a request cut off: by REQUEST_TIMEOUT, its client, or the end of SHUTDOWN_TIMEOUT
+		return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 	}
 	return err
 }

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/guestmsg/messaging/db"
+	"github.com/guestmsg/messaging/internal/pgtest"
+)
+
+// holdLock runs lockSQL in a transaction of its own and returns its rollback.
+func holdLock(t *testing.T, dsn, lockSQL string) (release func()) {
+	t.Helper()
+	conn := sqlx.MustConnect("postgres", dsn)
+	tx := conn.MustBegin()
+	tx.MustExec(lockSQL)
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			tx.Rollback()
+			conn.Close()
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// migratedTo returns a fresh database with migrations reverted down to version, so that serve
+// has the later ones to apply when it starts.
+func migratedTo(t *testing.T, version uint) string {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	mg, err := db.NewMigrator(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	for {
+		v, _, err := mg.Version()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == version {
+			return dsn
+		}
+		if err := mg.Down(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func migrationVersion(t *testing.T, dsn string) (uint, bool) {
+	t.Helper()
+	mg, err := db.NewMigrator(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	v, dirty, err := mg.Version()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, dirty
+}
+
+// TestSIGTERMStopsBetweenStartUpMigrations: SIGTERM while serve applies its start-up migrations
+// lets the migration in progress finish (it is never cut in the middle, which would leave the
+// version dirty), applies no further one, and exits 0.
+func TestSIGTERMStopsBetweenStartUpMigrations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the binary")
+	}
+	bin := buildBinary(t)
+	dsn := migratedTo(t, 5)
+	release := holdLock(t, dsn, `LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE`) // migration 6 waits for it
+	svc := startService(t, bin, "", "DATABASE_URL="+dsn)
+	time.Sleep(time.Second)
+	if got := svc.status(http.MethodGet, "/readyz"); got != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while migrating = %d, want 503", got)
+	}
+	svc.signal(syscall.SIGTERM)
+	time.Sleep(500 * time.Millisecond)
+	release()
+	if err := svc.wait(15 * time.Second); err != nil {
+		t.Errorf("exit status %v, want 0\n%s", err, svc.logs)
+	}
+	if v, dirty := migrationVersion(t, dsn); v != 6 || dirty {
+		t.Errorf("version %d (dirty %t) after SIGTERM during migration 6, want 6, clean", v, dirty)
+	}
+}
+
+// TestKilledStartUpMigrationHasAWayOut: a serve killed while its start-up migration waits for a
+// lock leaves the version dirty (PostgreSQL still commits the migration once it gets the lock).
+// The next serve refuses to start, naming the way out; `migrate force` takes it, and the serve
+// after that is ready.
+func TestKilledStartUpMigrationHasAWayOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the binary")
+	}
+	bin := buildBinary(t)
+	dsn := migratedTo(t, 6)
+	release := holdLock(t, dsn, `LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE`) // migration 7 waits for it
+	first := startService(t, bin, "", "DATABASE_URL="+dsn)
+	time.Sleep(time.Second)
+	first.kill()
+	release()
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the orphaned backend gets the lock, commits migration 7 and ends
+		conn := sqlx.MustConnect("postgres", dsn)
+		var backends int
+		conn.Get(&backends, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+		conn.Close()
+		if backends == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v, dirty := migrationVersion(t, dsn); v != 7 || !dirty {
+		t.Fatalf("version %d (dirty %t) after the kill, want 7, dirty", v, dirty)
+	}
+
+	port, err := pgtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := exec.Command(bin, "serve")
+	second.Env = []string{"DATABASE_URL=" + dsn, "LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port)}
+	if logs, err := second.CombinedOutput(); err == nil || !strings.Contains(string(logs), "messaging migrate force 7") {
+		t.Fatalf("serve on a dirty version: exit %v, want non-zero naming `messaging migrate force 7`:\n%s", err, logs)
+	}
+	cfg := env(map[string]string{"DATABASE_URL": dsn})
+	var out strings.Builder
+	if err := run(context.Background(), []string{"migrate", "force", "7"}, cfg, &out); err != nil || out.String() != "version 7 dirty false\n" {
+		t.Fatalf("migrate force 7 = %q, %v", out.String(), err)
+	}
+	third := startService(t, bin, "", "DATABASE_URL="+dsn)
+	third.waitReady(30 * time.Second)
+}
+
+func TestMigrateForceNeedsAVersion(t *testing.T) {
+	cfg := env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"})
+	for _, args := range [][]string{{"migrate", "force"}, {"migrate", "force", "x"}, {"migrate", "force", "-2"}, {"migrate", "up", "7"}} {
+		if err := run(context.Background(), args, cfg, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "usage") {
+			t.Errorf("%v = %v, want the usage", args, err)
+		}
+	}
+}
