@@ -162,8 +162,9 @@ func (s *Store) DeleteConversations(ctx context.Context, ids []uuid.UUID, cutoff
 // readable ones behind them; a guest partner's queue gains them even when it confirms everything
 // it is given, from the property's sends after the guest's window closed. The walk locks the
 // conversation rows FOR SHARE, so that a change of guest partner or of the stay end comes
-// wholly before or after it. It answers how many entries it parked and how many readable ones
-// it passed.
+// wholly before or after it. The entries are deleted by primary key (joined to the walk, the
+// planner hashed the whole queue table). It answers how many entries it parked and how many
+// readable ones it passed.
 const parkUnreadableSQL = `
 WITH walk AS (
     SELECT d.seq, d.conversation_id, c.stay_end > $2 AS readable
@@ -175,8 +176,7 @@ WITH walk AS (
     FOR SHARE OF c
 ), parked AS (
     DELETE FROM deliveries d
-    USING walk w
-    WHERE d.partner_id = $1 AND d.seq = w.seq AND NOT w.readable
+    WHERE d.partner_id = $1 AND d.seq = ANY (ARRAY(SELECT seq FROM walk WHERE NOT readable))
     RETURNING d.seq, d.conversation_id
 ), kept AS (
     INSERT INTO departed_queues (conversation_id, partner_id, through_seq, pending)
