@@ -16,24 +16,6 @@ import (
 	"github.com/guestmsg/messaging/internal/pgtest"
 )
 
-// holdLock runs lockSQL in a transaction of its own and returns its rollback.
-func holdLock(t *testing.T, dsn, lockSQL string) (release func()) {
-	t.Helper()
-	conn := sqlx.MustConnect("postgres", dsn)
-	tx := conn.MustBegin()
-	tx.MustExec(lockSQL)
-	done := false
-	release = func() {
-		if !done {
-			done = true
-			tx.Rollback()
-			conn.Close()
-		}
-	}
-	t.Cleanup(release)
-	return release
-}
-
 // migratedTo returns a fresh database with migrations reverted down to version, so that serve
 // has the later ones to apply when it starts.
 func migratedTo(t *testing.T, version uint) string {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/pgtest"
 )
@@ -243,4 +245,22 @@ func load(workers int, fn func(w, i int)) (stop func()) {
 		close(done)
 		wg.Wait()
 	}
+}
+
+// holdLock runs lockSQL in a transaction of its own and returns its rollback.
+func holdLock(t *testing.T, dsn, lockSQL string) (release func()) {
+	t.Helper()
+	conn := sqlx.MustConnect("postgres", dsn)
+	tx := conn.MustBegin()
+	tx.MustExec(lockSQL)
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			tx.Rollback()
+			conn.Close()
+		}
+	}
+	t.Cleanup(release)
+	return release
 }
