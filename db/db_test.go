@@ -22,7 +22,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	conn := sqlx.MustConnect("postgres", dsn)
 	defer conn.Close()
 	conn.MustExec(`
-		INSERT INTO partners (affiliate_id, kind, name, created_at) VALUES (1, 'property', 'PMS', now());
+		INSERT INTO partners (affiliate_id, kind, name, created_at) VALUES (1, 'property', 'PMS', now()), (2, 'guest', 'App', now());
 		INSERT INTO accommodations (id, partner_id, name, created_at, updated_at) VALUES (7, 1, 'Sea View Rooms', now(), now()),
 			(8, 1, NULL, now(), now());
 		INSERT INTO conversations (id, reservation_id, accommodation_id, property_partner_id, property_name, checkin, checkout,
@@ -38,7 +38,12 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		WHERE reservation_id = 'R7';
 		INSERT INTO deliveries (partner_id, seq, message_id, conversation_id)
 		SELECT 1, seq, id, conversation_id FROM messages
-		UNION ALL SELECT 1, 1000, gen_random_uuid(), gen_random_uuid() -- an entry whose message is gone`)
+		UNION ALL SELECT 1, 1000, gen_random_uuid(), gen_random_uuid(); -- an entry whose message is gone
+		-- R7's guest partner had its entries parked; partner 3 left R7 with one unconfirmed.
+		UPDATE conversations SET guest_partner_id = 2 WHERE reservation_id = 'R7';
+		INSERT INTO departed_queues (conversation_id, partner_id, through_seq, pending)
+		SELECT conversation_id, 2, 9223372036854775807, array_agg(seq) FROM messages GROUP BY conversation_id
+		UNION ALL SELECT conversation_id, 3, max(seq), array_agg(seq) FROM messages GROUP BY conversation_id`)
 
 	mg, err := db.NewMigrator(dsn)
 	if err != nil {
@@ -53,6 +58,18 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	for v := latest; v > 2; v-- {
 		if err := mg.Down(); err != nil {
 			t.Fatalf("down from %d: %v", v, err)
+		}
+		if v == 7 { // migration 7 gives parked entries back to the queue; departures go
+			var parked, departed int
+			if err := conn.Get(&parked, `SELECT count(*) FROM deliveries WHERE partner_id = 2`); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Get(&departed, `SELECT count(*) FROM deliveries WHERE partner_id = 3`); err != nil {
+				t.Fatal(err)
+			}
+			if parked != 3 || departed != 0 {
+				t.Errorf("after migration 7 down, the guest partner has %d queue entries, the departed partner %d; want 3 and 0", parked, departed)
+			}
 		}
 		if v == 5 { // migration 5 takes when the guest last wrote from the guest's messages
 			var last []sql.NullTime
@@ -82,11 +99,11 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	// Migration 6 names each queue entry's message and conversation, and drops the entry whose
 	// message is gone.
 	var queued, named int
-	if err := conn.Get(&queued, `SELECT count(*) FROM deliveries`); err != nil {
+	if err := conn.Get(&queued, `SELECT count(*) FROM deliveries WHERE partner_id = 1`); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.Get(&named, `SELECT count(*) FROM deliveries d JOIN messages m
-		ON m.seq = d.seq AND m.id = d.message_id AND m.conversation_id = d.conversation_id`); err != nil {
+		ON m.seq = d.seq AND m.id = d.message_id AND m.conversation_id = d.conversation_id WHERE d.partner_id = 1`); err != nil {
 		t.Fatal(err)
 	}
 	if queued != 3 || named != 3 {
