@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/golang-migrate/migrate/v4"
 	// The postgres driver registers the "postgres" database scheme for migrate.New.
@@ -19,7 +20,8 @@ var migrations embed.FS
 // Migrator applies the embedded migrations. It opens its own connection from the DSN it is given,
 // because closing a migrator closes the database handle it was built on.
 type Migrator struct {
-	m *migrate.Migrate
+	m      *migrate.Migrate
+	latest uint // the newest embedded migration's version
 }
 
 // NewMigrator connects to dsn for migrating. Close it when done.
@@ -28,11 +30,21 @@ func NewMigrator(dsn string) (*Migrator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open embedded migrations: %w", err)
 	}
+	latest, err := src.First()
+	for err == nil {
+		var next uint
+		if next, err = src.Next(latest); err == nil {
+			latest = next
+		}
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
 	m, err := migrate.NewWithSourceInstance("iofs", src, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("connect for migrations: %w", err)
 	}
-	return &Migrator{m: m}, nil
+	return &Migrator{m: m, latest: latest}, nil
 }
 
 // Up applies every pending migration. Having nothing to apply is success. When ctx ends, it
@@ -44,14 +56,36 @@ func (mg *Migrator) Up(ctx context.Context) error {
 	if err := mg.m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		var dirty migrate.ErrDirty
 		if errors.As(err, &dirty) {
-			return fmt.Errorf("migrate up: version %d is dirty: its migration was interrupted or failed. "+
-				"Each migration is one transaction, so it took effect in full or not at all: once you know which, "+
-				"run `messaging migrate force %d` (it did) or `messaging migrate force %d` (it did not), then start again",
-				dirty.Version, dirty.Version, dirty.Version-1)
+			return fmt.Errorf("migrate up: %w", dirtyError(dirty.Version))
 		}
 		return fmt.Errorf("migrate up: %w", err)
 	}
 	return ctx.Err()
+}
+
+func dirtyError(version int) error {
+	return fmt.Errorf("version %d is dirty: its migration was interrupted or failed. "+
+		"Each migration is one transaction, so it took effect in full or not at all: once you know which, "+
+		"run `messaging migrate force %d` (it did) or `messaging migrate force %d` (it did not), then start again",
+		version, version, version-1)
+}
+
+// CheckCurrent returns an error, saying what to do, unless the schema is clean and at the
+// newest embedded migration: the one the binary's code is written for. For commands that use
+// the database without migrating it.
+func (mg *Migrator) CheckCurrent() error {
+	v, dirty, err := mg.Version()
+	switch {
+	case err != nil:
+		return fmt.Errorf("read the schema version: %w", err)
+	case dirty:
+		return fmt.Errorf("schema %w", dirtyError(int(v)))
+	case v < mg.latest:
+		return fmt.Errorf("the schema is at version %d and this binary needs %d: run `messaging migrate up` first", v, mg.latest)
+	case v > mg.latest:
+		return fmt.Errorf("the schema is at version %d, newer than this binary's %d: run the binary that migrated it", v, mg.latest)
+	}
+	return nil
 }
 
 // Force records version as the applied one, clean, without running anything: the way out of a
@@ -98,4 +132,14 @@ func Migrate(ctx context.Context, dsn string) error {
 	}
 	defer mg.Close()
 	return mg.Up(ctx)
+}
+
+// CheckCurrent checks the schema of the database at dsn, as Migrator.CheckCurrent does.
+func CheckCurrent(dsn string) error {
+	mg, err := NewMigrator(dsn)
+	if err != nil {
+		return err
+	}
+	defer mg.Close()
+	return mg.CheckCurrent()
 }

@@ -172,3 +172,33 @@ func TestHelpNeedsNoConfiguration(t *testing.T) {
 		t.Errorf("run(purge) without DATABASE_URL = %v, want the configuration's error", err)
 	}
 }
+
+// A command's arguments are checked before the configuration: a stray or mistyped argument is
+// named, rather than ignored or hidden behind a missing DATABASE_URL, and bootstrap -h prints
+// its flags.
+func TestCommandLineIsCheckedFirst(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	var out strings.Builder
+	if err := run(context.Background(), []string{"bootstrap", "-h"}, noEnv, &out); err != nil || !strings.Contains(out.String(), "-affiliate-id") {
+		t.Errorf("run(bootstrap -h) = %v, printed %q; want bootstrap's flags", err, out.String())
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "now"}, `serve takes no arguments, got ["now"]`},
+		{[]string{"purge", "-dry-run"}, `purge takes no arguments, got ["-dry-run"]`},
+		{[]string{"migrate", "sideways"}, "usage: messaging migrate"},
+		{[]string{"bootstrap", "-kind", "guest", "-name", "App", "extra"}, `bootstrap takes only flags, got ["extra"]`},
+		{[]string{"bootstrap", "-knd", "guest"}, "flag provided but not defined: -knd"},
+	} {
+		out.Reset()
+		err := run(context.Background(), c.args, noEnv, &out)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "DATABASE_URL") {
+			t.Errorf("run(%q) = %v, want %q", c.args, err, c.want)
+		}
+		if out.Len() > 0 {
+			t.Errorf("run(%q) printed %q", c.args, out.String())
+		}
+	}
+}

@@ -50,17 +50,45 @@ const usage = `usage: messaging [command]
   purge                      run one retention pass now and log what it removed
   bootstrap -kind K -name N  create a partner (and an API key) and print them as JSON`
 
-// run carries out one command; ctx is cancelled on SIGINT or SIGTERM.
+// run carries out one command; ctx is cancelled on SIGINT or SIGTERM. The command line is
+// checked before the configuration, so that a mistyped command or -h needs no database.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
 	}
+	var command func(context.Context, Config, *slog.Logger) error
 	switch cmd {
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
-	case "serve", "migrate", "bootstrap", "purge":
+	case "serve", "purge":
+		if len(args) > 0 {
+			return fmt.Errorf("%s takes no arguments, got %q\n%s", cmd, args, usage)
+		}
+		command = serve
+		if cmd == "purge" {
+			command = purgeCommand
+		}
+	case "migrate":
+		m, err := parseMigrate(args)
+		if err != nil {
+			return err
+		}
+		command = func(ctx context.Context, cfg Config, _ *slog.Logger) error {
+			return migrateCommand(ctx, cfg, m, stdout)
+		}
+	case "bootstrap":
+		b, err := parseBootstrap(args, stdout)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		command = func(ctx context.Context, cfg Config, _ *slog.Logger) error {
+			return bootstrap(ctx, cfg, b, stdout)
+		}
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
@@ -68,17 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, nil))
-	switch cmd {
-	case "serve":
-		return serve(ctx, cfg, log)
-	case "migrate":
-		return migrateCommand(ctx, cfg, args, stdout)
-	case "bootstrap":
-		return bootstrap(ctx, cfg, args, stdout)
-	default: // "purge"
-		return purgeCommand(ctx, cfg, log)
-	}
+	return command(ctx, cfg, slog.New(slog.NewJSONHandler(stdout, nil)))
 }
 
 // serve runs the HTTP API until ctx is cancelled, then finishes in-flight requests. It listens
@@ -212,31 +230,40 @@ func migrateWithRetry(ctx context.Context, dsn string, log *slog.Logger) error {
 	}
 }
 
-func migrateCommand(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+// migrateArgs is a parsed migrate command line: the action and, for force, the version.
+type migrateArgs struct {
+	action string
+	force  int
+}
+
+func parseMigrate(args []string) (migrateArgs, error) {
 	const migrateUsage = "usage: messaging migrate up|down|version|force VERSION"
-	var force int
 	switch {
 	case len(args) == 2 && args[0] == "force":
 		v, err := strconv.Atoi(args[1])
 		if err != nil || v < 0 {
-			return errors.New(migrateUsage)
+			return migrateArgs{}, errors.New(migrateUsage)
 		}
-		force = v
+		return migrateArgs{action: "force", force: v}, nil
 	case len(args) != 1 || !slices.Contains([]string{"up", "down", "version"}, args[0]):
-		return errors.New(migrateUsage)
+		return migrateArgs{}, errors.New(migrateUsage)
 	}
+	return migrateArgs{action: args[0]}, nil
+}
+
+func migrateCommand(ctx context.Context, cfg Config, args migrateArgs, stdout io.Writer) error {
 	mg, err := db.NewMigrator(cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer mg.Close()
-	switch args[0] {
+	switch args.action {
 	case "up":
 		err = mg.Up(ctx)
 	case "down":
 		err = mg.Down()
 	case "force":
-		err = mg.Force(force)
+		err = mg.Force(args.force)
 	}
 	if err != nil {
 		return err
@@ -249,17 +276,40 @@ func migrateCommand(ctx context.Context, cfg Config, args []string, stdout io.Wr
 	return nil
 }
 
-// bootstrap creates a partner and one API key for it and prints both, so an operator can start
-// without the admin API.
-func bootstrap(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+// bootstrapArgs is a parsed bootstrap command line.
+type bootstrapArgs struct {
+	partner messaging.Partner
+	keyName string
+}
+
+// parseBootstrap parses bootstrap's flags; with -h it prints them to stdout and returns
+// flag.ErrHelp.
+func parseBootstrap(args []string, stdout io.Writer) (bootstrapArgs, error) {
+	const bootstrapUsage = "usage: messaging bootstrap -kind K -name N [-affiliate-id N] [-key-name NAME]"
 	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	kind := fs.String("kind", "", "partner kind: property or guest (required)")
 	name := fs.String("name", "", "partner name (required)")
 	affiliateID := fs.Int64("affiliate-id", 0, "affiliate id to use (assigned when 0)")
 	keyName := fs.String("key-name", "bootstrap", "name of the API key")
-	if err := fs.Parse(args); err != nil {
-		return err
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintln(stdout, bootstrapUsage)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return bootstrapArgs{}, err
+	case err != nil:
+		return bootstrapArgs{}, fmt.Errorf("%w\n%s", err, bootstrapUsage)
+	case fs.NArg() > 0:
+		return bootstrapArgs{}, fmt.Errorf("bootstrap takes only flags, got %q\n%s", fs.Args(), bootstrapUsage)
 	}
+	return bootstrapArgs{messaging.Partner{AffiliateID: *affiliateID, Kind: messaging.Side(*kind), Name: *name}, *keyName}, nil
+}
+
+// bootstrap creates a partner and one API key for it and prints both, so an operator can start
+// without the admin API.
+func bootstrap(ctx context.Context, cfg Config, args bootstrapArgs, stdout io.Writer) error {
 	if err := db.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
@@ -269,11 +319,11 @@ func bootstrap(ctx context.Context, cfg Config, args []string, stdout io.Writer)
 	}
 	defer pool.Close()
 	svc := messaging.NewService(postgres.New(ctx, pool), cfg.Windows, time.Now)
-	p, err := svc.CreatePartner(ctx, messaging.Partner{AffiliateID: *affiliateID, Kind: messaging.Side(*kind), Name: *name})
+	p, err := svc.CreatePartner(ctx, args.partner)
 	if err != nil {
 		return fmt.Errorf("create partner: %w", err)
 	}
-	k, secret, err := svc.CreateKey(ctx, p.AffiliateID, *keyName)
+	k, secret, err := svc.CreateKey(ctx, p.AffiliateID, args.keyName)
 	if err != nil {
 		return fmt.Errorf("create key: %w", err)
 	}
@@ -308,8 +358,12 @@ func maskDSN(dsn string) string {
 }
 
 // purgeCommand runs one retention pass; the pass logs what it removed. It does not migrate: a
-// schema it does not know is an error, not something to change behind the operator's back.
+// schema other than the one its code is written for is an error, not something to change behind
+// the operator's back.
 func purgeCommand(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := db.CheckCurrent(cfg.DatabaseURL); err != nil {
+		return err
+	}
 	store, closeStore, err := openPurgeStore(ctx, cfg.DatabaseURL, 0)
 	if err != nil {
 		return err

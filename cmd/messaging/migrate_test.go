@@ -128,6 +128,38 @@ func TestKilledStartUpMigrationHasAWayOut(t *testing.T) {
 	third.waitReady(30 * time.Second)
 }
 
+// The purge does not migrate, and runs only on the schema its code is written for: on an older
+// or a dirty one it says what to do and removes nothing.
+func TestPurgeNeedsTheCurrentSchema(t *testing.T) {
+	dsn := migratedTo(t, 6)
+	cfg := env(map[string]string{"DATABASE_URL": dsn})
+	var out strings.Builder
+	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil ||
+		!strings.Contains(err.Error(), "the schema is at version 6 and this binary needs 7: run `messaging migrate up` first") {
+		t.Errorf("purge at version 6 = %v, want the versions and `messaging migrate up`", err)
+	}
+	if out.Len() > 0 {
+		t.Errorf("purge at version 6 logged %q, want no pass", out.String())
+	}
+	if err := run(context.Background(), []string{"migrate", "up"}, cfg, &out); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"purge"}, cfg, &out); err != nil || !strings.Contains(out.String(), "purge") {
+		t.Errorf("purge at version 7 = %v, logged %q; want a pass", err, out.String())
+	}
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	conn.MustExec(`UPDATE schema_migrations SET dirty = true`)
+	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "messaging migrate force 7") {
+		t.Errorf("purge on a dirty version = %v, want the way out named", err)
+	}
+	conn.MustExec(`UPDATE schema_migrations SET version = 8, dirty = false`)
+	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "newer than this binary's 7") {
+		t.Errorf("purge at version 8 = %v, want it refused", err)
+	}
+}
+
 func TestMigrateForceNeedsAVersion(t *testing.T) {
 	cfg := env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"})
 	for _, args := range [][]string{{"migrate", "force"}, {"migrate", "force", "x"}, {"migrate", "force", "-2"}, {"migrate", "up", "7"}} {
