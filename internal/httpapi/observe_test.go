@@ -58,6 +58,11 @@ func TestEveryAnswerIsLogged(t *testing.T) {
 		if !logs.logged("starting-1", http.StatusServiceUnavailable) {
 			t.Errorf("no request log line with status 503 for a request answered while starting; logs:\n%s", logs)
 		}
+		// The readiness probe, which polls while the service starts, is logged as its route.
+		e.raw(http.MethodGet, "/readyz", map[string]string{"X-Request-Id": "starting-2"}, "")
+		if !logs.logged("starting-2", http.StatusServiceUnavailable) || !strings.Contains(logs.String(), `"route":"/readyz"`) {
+			t.Errorf("GET /readyz while starting is not logged as route /readyz with status 503; logs:\n%s", logs)
+		}
 	})
 }
 

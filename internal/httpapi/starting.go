@@ -30,5 +30,8 @@ func NewStarting(log *slog.Logger) http.Handler {
 		}
 	})
 	e.GET("/healthz", s.healthz)
+	// A route of its own, answered 503 by the gate above, so that the probe polling it while the
+	// service starts is logged and counted as /readyz rather than as an unmatched path.
+	e.GET("/readyz", func(echo.Context) error { return messaging.ErrUnavailable })
 	return s
 }
