@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -69,6 +70,28 @@ func TestIdempotencyKey(t *testing.T) {
 		if a := e.raw(http.MethodPost, "/messages/send", h, `{"accommodation":"`+th.accommodation+`","reservation":"`+th.reservation+`","content":"x"}`); a.status != 400 || a.errorID(t) != "invalid_parameter" {
 			t.Errorf("send with key %q = %d %s, want 400 invalid_parameter", key, a.status, a.body)
 		}
+	}
+	// A key given on two lines is one value of two, "a, b" (RFC 9110 §5.3), which a proxy may
+	// join into one line: neither key is taken, so a retry through another path cannot count as
+	// another request.
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/messages/send",
+		strings.NewReader(`{"accommodation":"`+th.accommodation+`","reservation":"`+th.reservation+`","content":"two keys"}`))
+	for k, v := range authHeaders(th.guest) {
+		req.Header.Set(k, v)
+	}
+	req.Header["Idempotency-Key"] = []string{"order-43", "order-44"}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if a := (answer{status: resp.StatusCode, header: resp.Header, body: body}); a.status != 400 || a.errorID(t) != "invalid_parameter" ||
+		!strings.Contains(string(body), "Idempotency-Key") {
+		t.Errorf("send with Idempotency-Key on two lines = %d %s, want 400 invalid_parameter naming Idempotency-Key", a.status, a.body)
+	}
+	if n := e.count(`SELECT count(*) FROM messages WHERE content = 'two keys'`); n != 0 {
+		t.Errorf("send with Idempotency-Key on two lines stored %d messages", n)
 	}
 }
 

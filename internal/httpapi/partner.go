@@ -57,9 +57,11 @@ func (s *Server) send(c echo.Context) error {
 	f.Add(err)
 	in.Attachments, err = parseUUIDs(b.Attachments, "attachments", messaging.MaxAttachments)
 	f.Add(err)
+	// A key on two lines is one value of two (RFC 9110 §5.3), which a proxy may join into one:
+	// invalid, as Authorization and X-Affiliate-Id given twice are.
 	if key, ok := c.Request().Header[http.CanonicalHeaderKey("Idempotency-Key")]; ok {
 		in.IdempotencyKey = key[0]
-		if !validIdempotencyKey(in.IdempotencyKey) {
+		if len(key) > 1 || !validIdempotencyKey(in.IdempotencyKey) {
 			f.Add(messaging.Invalid("Idempotency-Key"))
 		}
 	}
