@@ -67,7 +67,10 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 // given twice, and other members are ignored. encoding/json would also take a member whose name
 // matches a field's only when case is ignored, where the contract's names are case-sensitive
 // (§2): {"Content": ""} is an unknown field, not the content. json.RawMessage fields get the
-// value as written, others (and their UnmarshalJSON) decode it with encoding/json.
+// value as written, others (and their UnmarshalJSON) decode it with encoding/json. A field's
+// value that escapes half of a UTF-16 surrogate pair alone is 400 invalid_parameter naming it:
+// encoding/json would read it as U+FFFD and store other text than was sent, where invalid UTF-8
+// bytes are refused.
 func decodeObject(body []byte, dst any) error {
 	v := reflect.ValueOf(dst).Elem()
 	fields := jsonFields(v.Type())
@@ -75,6 +78,9 @@ func decodeObject(body []byte, dst any) error {
 		for _, f := range fields {
 			if string(name) != f.name {
 				continue
+			}
+			if loneSurrogate(value) {
+				return messaging.Invalid(f.name)
 			}
 			field := v.FieldByIndex(f.index)
 			if f.raw {
@@ -175,6 +181,53 @@ func eachMember(body []byte, f func(name, value []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// loneSurrogate reports whether the JSON value b (valid JSON) holds a \u escape of half of a
+// UTF-16 surrogate pair that is not paired with the other half (RFC 8259 §8.2), such as \ud800.
+func loneSurrogate(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if b[i+1] != 'u' { // an escape of one character: \\, \", \n, …
+			i += 2
+			continue
+		}
+		r := hex4(b[i+2 : i+6])
+		i += 6
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF: // a low half first
+			return true
+		case r >= 0xD800 && r <= 0xDBFF: // a high half, which the low one must follow
+			if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+				return true
+			}
+			if lo := hex4(b[i+2 : i+6]); lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+	}
+}
+
+// hex4 reads the four hexadecimal digits of a \u escape (valid JSON).
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // stringEnd returns the index just after the JSON string that starts at b[i].

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"testing"
 )
 
@@ -24,13 +25,15 @@ type decodeEmbedded struct {
 // FuzzDecodeObject holds decodeObject to encoding/json's reading of the same object member by
 // member, whose names are exact: each raw field is the last value of its name as written, each
 // typed field what encoding/json makes of that value, and a value encoding/json refuses for a
-// typed field is an error.
+// typed field is an error. So is a value of any field that escapes half of a UTF-16 surrogate
+// pair alone, found here by a regular expression that reads the escapes from left to right.
 func FuzzDecodeObject(f *testing.F) {
 	for _, seed := range []string{
 		`{}`, `{"raw":1}`, `{"raw":{"a":[1,"}",{"b":"\"]"}]},"RAW":2}`, `{"promoted":"x","raw":[]}`,
 		`{"number":7,"Number":8,"text":"a\u0062c","content":"QUJD"}`, `{"ra\u0077":"escaped name"}`,
 		`{"raw":"\\\\","text":"\\"}","number":null}`, `{"number":"not a number"}`, `{ "raw" : true , "raw" : false }`,
 		`{"content":null,"text":1e3}`, `{"-":1,"Ignored":2}`, `{"number":"x","number":1}`, " \t{\"raw\":0}\n",
+		`{"text":"\ud83d\ude00","raw":["\\ud800"]}`, `{"raw":{"a":"\uDBFF\uDFFF\ud800"}}`, `{"other":"\udc00","text":"x"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -56,6 +59,9 @@ func FuzzDecodeObject(f *testing.F) {
 			if dst, ok := typed[name.(string)]; ok && json.Unmarshal(value, dst) != nil {
 				wantErr = true
 			}
+			if _, ok := map[string]any{"raw": nil, "promoted": nil, "number": nil, "text": nil, "content": nil}[name.(string)]; ok && hasLoneSurrogate(value) {
+				wantErr = true
+			}
 		}
 		if (err != nil) != wantErr {
 			t.Fatalf("%s: error %v, want one: %t", body, err, wantErr)
@@ -77,6 +83,32 @@ func FuzzDecodeObject(f *testing.F) {
 			t.Errorf("%s: a field without a json name was set: %q", body, got.Ignored)
 		}
 	})
+}
+
+// surrogateEscapes reads a JSON text's escapes from left to right: a pair of surrogate halves,
+// a half alone (the second group), or any other escape.
+var surrogateEscapes = regexp.MustCompile(`\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})|\\u[0-9a-fA-F]{4}|\\.`)
+
+func hasLoneSurrogate(b []byte) bool {
+	for _, m := range surrogateEscapes.FindAllSubmatchIndex(b, -1) {
+		if m[2] >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLoneSurrogate(t *testing.T) {
+	for body, want := range map[string]bool{
+		`"plain"`: false, `"\ud83d\ude00"`: false, `"\uD83D\uDE00 and \u00e9"`: false, `"\\ud800"`: false,
+		`"\\\\ud800"`: false, `["\"", "\n\ud800\udc00"]`: false, `{"a":"\udbff\udfff"}`: false,
+		`"\ud800"`: true, `"\udc00"`: true, `"\ud800x"`: true, `"\ud800\n"`: true, `"\ud800\u0041"`: true,
+		`"\ud800\ud800\udc00"`: true, `"\ude00\ud83d"`: true, `"\\\ud800"`: true, `{"a":["\uDFFF"]}`: true,
+	} {
+		if got := loneSurrogate([]byte(body)); got != want || hasLoneSurrogate([]byte(body)) != want {
+			t.Errorf("loneSurrogate(%s) = %t (the expression's reading: %t), want %t", body, got, hasLoneSurrogate([]byte(body)), want)
+		}
+	}
 }
 
 // An embedded struct with a json name is one field, as encoding/json reads it: its own fields

@@ -153,6 +153,7 @@ func TestBadInputIsA4xxInTheEnvelope(t *testing.T) {
 		{"content not a string", "/messages/send", "application/json", `{` + ref + `,"content":5}`, 400, "invalid_parameter", "Parameter 'content' is invalid."},
 		{"content too long", "/messages/send", "application/json", `{` + ref + `,"content":"` + long + `"}`, 400, "invalid_parameter", "Parameter 'content' is invalid."},
 		{"content with NUL", "/messages/send", "application/json", `{` + ref + `,"content":"a\u0000b"}`, 400, "invalid_parameter", "Parameter 'content' is invalid."},
+		{"content with half a surrogate pair", "/messages/send", "application/json", `{` + ref + `,"content":"a\ud83d b"}`, 400, "invalid_parameter", "Parameter 'content' is invalid."},
 		{"no reservation or conversation", "/messages/send", "application/json", `{"accommodation":"1","content":"x"}`, 400, "missing_parameter", "Parameter 'reservation' is missing."},
 		{"accommodation float", "/messages/send", "application/json", `{"accommodation":1.5,"reservation":"1","content":"x"}`, 400, "invalid_parameter", "Parameter 'accommodation' is invalid."},
 		{"accommodation negative", "/messages/send", "application/json", `{"accommodation":-1,"reservation":"1","content":"x"}`, 400, "invalid_parameter", "Parameter 'accommodation' is invalid."},
