@@ -480,12 +480,20 @@ WHERE m.id = ANY($2::uuid[]) AND (c.property_partner_id = $1 OR c.guest_partner_
 // The delete takes its rows in the order of its plan, which need not be the same on every
 // connection (a custom plan is made for the ids given, the generic one for any), so two
 // confirms of overlapping ids, or a confirm and a change of partner, can deadlock. PostgreSQL
-// then rolls one of them back, having deleted nothing, and that one is run once more: it meets
-// the rows the other has by then deleted (the second query counts them) or released. Locking
-// the rows in one order first would cost every confirm a sort and a pass for what is rare.
+// then rolls one of them back, having deleted nothing, and that one is run again, up to
+// confirmAttempts times in all: it meets the rows the other has by then deleted (the second
+// query counts them) or released. It first pauses (deadlockPause, then twice that): the other
+// transaction, woken by the rollback, must take the row it waited for before this one asks
+// for it again, or the two deadlock anew. Locking the rows in one order first would cost every
+// confirm a sort and a pass for what is rare.
 func (s *Store) Confirm(ctx context.Context, caller messaging.Caller, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error) {
 	confirmed, err := s.uuids(ctx, confirmSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
-	if deadlocked(err) {
+	for attempt := 1; deadlocked(err) && attempt < confirmAttempts; attempt++ {
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * deadlockPause):
+		}
 		confirmed, err = s.uuids(ctx, confirmSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
 	}
 	if err != nil || len(confirmed) == len(ids) {
@@ -494,6 +502,11 @@ func (s *Store) Confirm(ctx context.Context, caller messaging.Caller, readableAf
 	before, err := s.uuids(ctx, confirmedBeforeSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
 	return append(confirmed, before...), err
 }
+
+const (
+	confirmAttempts = 3                     // runs of a confirm's delete that deadlocks (see Confirm)
+	deadlockPause   = 10 * time.Millisecond // before the second run; twice that before the third
+)
 
 func (s *Store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UUID, error) {
 	rows, err := s.q(query).QueryxContext(ctx, args...)
