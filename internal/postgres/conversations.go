@@ -463,8 +463,24 @@ WHERE d.partner_id = $1 AND d.message_id = ANY($2::uuid[])
 RETURNING uuid_send(d.message_id)`
 
 // confirmedBeforeSQL finds, among $2, the messages the partner can read and no longer has
-// queued: those it confirmed earlier.
+// queued: those it confirmed earlier, and those parked in its queue of a conversation it can read
+// again (GUEST_WINDOW_DAYS raised, until the next pass gives them back), which it takes out of
+// the parked queue: confirmed now, so that the pass does not give them back.
 const confirmedBeforeSQL = `
+WITH parked AS (
+    UPDATE departed_queues q
+    SET pending = ARRAY(SELECT p FROM unnest(q.pending) AS p WHERE p <> ALL (x.seqs))
+    FROM (
+        SELECT m.conversation_id, array_agg(m.seq) AS seqs
+        FROM messages m
+        JOIN conversations c ON c.id = m.conversation_id
+        WHERE m.id = ANY($2::uuid[]) AND c.guest_partner_id = $1 AND c.stay_end > $3
+        GROUP BY m.conversation_id
+    ) x
+    WHERE q.conversation_id = x.conversation_id AND q.partner_id = $1 AND q.through_seq = ` + parkedThrough + `
+      AND q.pending && x.seqs
+      AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
+)
 SELECT uuid_send(m.id)
 FROM messages m
 JOIN conversations c ON c.id = m.conversation_id

@@ -454,3 +454,41 @@ func TestPurgeParksWhatTheGuestCanNoLongerRead(t *testing.T) {
 		t.Errorf("%d departed queues, want the other guest partner's alone", n)
 	}
 }
+
+// TestConfirmedParkedMessageNeverComesBack: once GUEST_WINDOW_DAYS is raised, a message the
+// purge parked is readable by the guest partner again, but stays parked until the next pass
+// gives it back. A confirm of it in that gap confirms it (the caller can read it): it is taken
+// out of the parked queue, so the pass does not give it back (spec §5.2: once confirmed it never
+// comes back; §5.3: the answer lists the ids confirmed for the caller now).
+func TestConfirmedParkedMessageNeverComesBack(t *testing.T) {
+	f := newFixture(t, messaging.DefaultWindows)
+	old := f.reservation("OLD", "2026-07-05") // stay end 2026-07-06
+	p1 := f.send(f.property, old, "p1", "")
+	f.clock.Set(old.StayEnd.Add(70 * 24 * time.Hour)) // the guest's 66-day window closed 4 days ago
+	if r, err := f.worker.RunOnce(f.ctx); err != nil || r.Parked != 1 {
+		t.Fatalf("RunOnce = parked %d, %v; want p1 parked", r.Parked, err)
+	}
+
+	// GUEST_WINDOW_DAYS is raised to 100: the conversation is readable by the guest again.
+	wider := messaging.DefaultWindows
+	wider.GuestDays = 100
+	svc := messaging.NewService(f.store, wider, f.clock.Now)
+	worker := purge.New(f.store, wider, f.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	confirmed, err := svc.Confirm(f.ctx, f.guest, []uuid.UUID{p1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := worker.RunOnce(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	page, err := svc.Latest(f.ctx, f.guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(confirmed, []uuid.UUID{p1}) {
+		t.Errorf("confirm of the parked, readable p1 = %v, want it confirmed", confirmed)
+	}
+	if slices.ContainsFunc(page, func(d messaging.Delivery) bool { return d.ID == p1 }) {
+		t.Errorf("the pass after the confirm put p1 back on the guest's latest page: a confirmed message came back")
+	}
+}
