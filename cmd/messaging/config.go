@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,8 +96,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		MaxHeaderBytes:     integer("MAX_HEADER_BYTES", 64<<10, 1024),
 	}
 	c.Attachments = attachmentPolicy(getenv, c.MaxBodyBytes, &errs)
-	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("DATABASE_URL: required (make run provisions a local PostgreSQL when it is unset)"))
+	if err := checkDatabaseURL(c.DatabaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.AdminToken != "" && utf8.RuneCountInString(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("ADMIN_TOKEN: use at least 16 characters"))
@@ -108,6 +109,25 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("RETENTION_DAYS: must not be shorter than GUEST_WINDOW_DAYS"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// checkDatabaseURL checks that dsn is a PostgreSQL URL, as the migrations and lib/pq read it,
+// before anything else parses it: their errors quote the whole URL, password included. Its own
+// errors never repeat the URL or a part of it.
+func checkDatabaseURL(dsn string) error {
+	if dsn == "" {
+		return errors.New("DATABASE_URL: required (make run provisions a local PostgreSQL when it is unset)")
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return errors.New("DATABASE_URL: not a valid URL; percent-encode special characters of the user name " +
+			"and password (% as %25, @ as %40, / as %2F, : as %3A) and check the port " +
+			"(the value is not repeated here, as it may hold a password)")
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return errors.New("DATABASE_URL: want a URL starting postgres:// or postgresql://")
+	}
+	return nil
 }
 
 // logFields describes the configuration for the start-up log, with the secrets masked.

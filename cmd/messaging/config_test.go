@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
@@ -40,7 +41,7 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 }
 
 func TestLoadConfigZeroPropertySendDays(t *testing.T) {
-	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "PROPERTY_SEND_DAYS": "0", "PROPERTY_REPLY_DAYS": "0"}))
+	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x", "PROPERTY_SEND_DAYS": "0", "PROPERTY_REPLY_DAYS": "0"}))
 	if err != nil || c.Windows.PropertySendDays != 0 || c.Windows.PropertyReplyDays != 0 {
 		t.Errorf("loadConfig(0, 0) = %+v, %v", c.Windows, err)
 	}
@@ -51,12 +52,12 @@ func TestLoadConfigZeroPropertySendDays(t *testing.T) {
 // the purge delete everything.
 func TestLoadConfigBoundsTheWindows(t *testing.T) {
 	for _, name := range []string{"GUEST_WINDOW_DAYS", "PROPERTY_SEND_DAYS", "PROPERTY_REPLY_DAYS", "RETENTION_DAYS"} {
-		vars := map[string]string{"DATABASE_URL": "x", "RETENTION_DAYS": "36500", name: "999999"}
+		vars := map[string]string{"DATABASE_URL": "postgres://x", "RETENTION_DAYS": "36500", name: "999999"}
 		if _, err := loadConfig(env(vars)); err == nil || !strings.Contains(err.Error(), name+": want at most 36500 days") {
 			t.Errorf("loadConfig(%s=999999) = %v, want it refused", name, err)
 		}
 	}
-	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "GUEST_WINDOW_DAYS": "36500", "RETENTION_DAYS": "36500"}))
+	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x", "GUEST_WINDOW_DAYS": "36500", "RETENTION_DAYS": "36500"}))
 	now := time.Date(2026, 7, 3, 12, 0, 0, 0, time.UTC)
 	if err != nil || !c.Windows.RetentionCutoff(now).Before(now.AddDate(-99, 0, 0)) {
 		t.Errorf("loadConfig(36500 days) = %+v, %v; want a retention cutoff 100 years back", c.Windows, err)
@@ -66,7 +67,7 @@ func TestLoadConfigBoundsTheWindows(t *testing.T) {
 // TestLoadConfigTrimsTheAdminToken: a token read from a secrets file often ends in a newline,
 // which no Authorization header can carry.
 func TestLoadConfigTrimsTheAdminToken(t *testing.T) {
-	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "ADMIN_TOKEN": "0123456789abcdef\n"}))
+	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x", "ADMIN_TOKEN": "0123456789abcdef\n"}))
 	if err != nil || c.AdminToken != "0123456789abcdef" {
 		t.Errorf("loadConfig(ADMIN_TOKEN with a newline) = %q, %v", c.AdminToken, err)
 	}
@@ -199,6 +200,33 @@ func TestCommandLineIsCheckedFirst(t *testing.T) {
 		}
 		if out.Len() > 0 {
 			t.Errorf("run(%q) printed %q", c.args, out.String())
+		}
+	}
+}
+
+// A DATABASE_URL that net/url cannot read (a password with a "%" that is not percent-encoded, an
+// easy mistake, or a mistyped port), or that is not a URL at all, is refused by the
+// configuration with an error that says what is wrong without repeating the value: url.Error,
+// which the migrations and lib/pq would return, quotes the whole URL, password included, and
+// main prints errors to stderr, beside the logs (SECURITY.md: never the database password).
+func TestMalformedDatabaseURLKeepsThePasswordOut(t *testing.T) {
+	const password = "Tr0ub4dor%3x-s3cret"
+	for _, dsn := range []string{
+		"postgres://app:" + password + "@db.internal:5432/messaging?sslmode=disable",
+		"postgres://app:" + password + "@db.internal:5x432/messaging",
+		"host=db.internal user=app password=" + password,
+	} {
+		for _, args := range [][]string{{"purge"}, {"migrate", "version"}} {
+			var out bytes.Buffer
+			err := run(context.Background(), args, env(map[string]string{"DATABASE_URL": dsn, "LISTEN_ADDR": "127.0.0.1:0"}), &out)
+			if err == nil {
+				t.Fatalf("run(%q) with a malformed DATABASE_URL succeeded", args)
+			}
+			// main prints "messaging: " + err to stderr; out is the log stream.
+			printed := out.String() + "messaging: " + err.Error()
+			if strings.Contains(printed, "%3x") || strings.Contains(printed, "s3cret") || !strings.Contains(printed, "DATABASE_URL") {
+				t.Errorf("run(%q) printed the database password, or not what is wrong:\n%s", args, printed)
+			}
 		}
 	}
 }
