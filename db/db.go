@@ -9,6 +9,7 @@ import (
 	"io/fs"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	// The postgres driver registers the "postgres" database scheme for migrate.New.
 	_ "github.com/golang-migrate/migrate/v4/database/postgres"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
@@ -89,8 +90,15 @@ func (mg *Migrator) CheckCurrent() error {
 }
 
 // Force records version as the applied one, clean, without running anything: the way out of a
-// dirty version (see Up) once the operator knows what the interrupted migration did.
+// dirty version (see Up) once the operator knows what the interrupted migration did. Version 0
+// is none applied, as Version reports it; a version the binary does not have is refused.
 func (mg *Migrator) Force(version int) error {
+	if version < 0 || version > int(mg.latest) {
+		return fmt.Errorf("migrate force: version %d is not one of this binary's migrations (0, none applied, to %d)", version, mg.latest)
+	}
+	if version == 0 {
+		version = database.NilVersion
+	}
 	if err := mg.m.Force(version); err != nil {
 		return fmt.Errorf("migrate force: %w", err)
 	}

@@ -168,3 +168,39 @@ func TestMigrateForceNeedsAVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestDirtyFirstMigrationWayOut: a first `serve` (or `migrate up`) on an empty database killed
+// during migration 1 leaves version 1 dirty, and the refusal names `messaging migrate force 0`
+// for "it did not take effect". Version 0 is none applied (as `migrate version` prints it), so
+// following the advice lets every migration run again; a version the binary does not have is
+// refused rather than recorded.
+func TestDirtyFirstMigrationWayOut(t *testing.T) {
+	dsn := migratedTo(t, 0)
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	// Killed while migration 1 ran: its transaction rolled back, the version stays dirty.
+	conn.MustExec(`INSERT INTO schema_migrations (version, dirty) VALUES (1, true)`)
+	cfg := env(map[string]string{"DATABASE_URL": dsn})
+	var out strings.Builder
+	err := run(context.Background(), []string{"migrate", "up"}, cfg, &out)
+	if err == nil || !strings.Contains(err.Error(), "`messaging migrate force 0` (it did not)") {
+		t.Fatalf("migrate up on dirty version 1 = %v, want the way out named", err)
+	}
+	// Migration 1 did not take effect (no table of it exists): follow the advice.
+	if err := run(context.Background(), []string{"migrate", "force", "0"}, cfg, &out); err != nil {
+		t.Fatalf("migrate force 0 = %v", err)
+	}
+	if err := run(context.Background(), []string{"migrate", "up"}, cfg, &out); err != nil {
+		t.Errorf("migrate up after `migrate force 0`, as the dirty-version message says = %v, want every migration applied", err)
+	}
+	if v, dirty := migrationVersion(t, dsn); v != 7 || dirty {
+		t.Errorf("version %d (dirty %t), want 7, clean", v, dirty)
+	}
+	if err := run(context.Background(), []string{"migrate", "force", "8"}, cfg, &out); err == nil ||
+		!strings.Contains(err.Error(), "version 8 is not one of this binary's migrations") {
+		t.Errorf("migrate force 8 = %v, want it refused", err)
+	}
+	if v, dirty := migrationVersion(t, dsn); v != 7 || dirty {
+		t.Errorf("version %d (dirty %t) after a refused force, want 7, clean", v, dirty)
+	}
+}
