@@ -130,37 +130,46 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 // TestShutdownTimeoutCutsOffRequests: a request still running when SHUTDOWN_TIMEOUT ends (its
 // database work waits for a lock) is cut off: it answers 503 unavailable, and the process exits
 // (non-zero) at once, rather than when the request's database work would have ended; closing
-// the store used to wait for it.
+// the store used to wait for it. A send too, whose statement runs in a batch of sends, apart
+// from its request's context.
 func TestShutdownTimeoutCutsOffRequests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives the binary")
 	}
 	bin := buildBinary(t)
-	dsn := pgtest.DSN(t)
-	svc := startService(t, bin, "", "DATABASE_URL="+dsn, "SHUTDOWN_TIMEOUT=1s", "REQUEST_TIMEOUT=9s", "WRITE_TIMEOUT=10s")
-	svc.waitReady(30 * time.Second)
-	st := newSetup(t, svc, 1)
+	for _, c := range []struct{ name, lock, path string }{
+		{"latest", `LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE`, "/messages/latest"},
+		{"send", `LOCK TABLE messages IN SHARE MODE`, "/messages/send"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dsn := pgtest.DSN(t)
+			svc := startService(t, bin, "", "DATABASE_URL="+dsn, "SHUTDOWN_TIMEOUT=1s", "REQUEST_TIMEOUT=9s", "WRITE_TIMEOUT=10s")
+			svc.waitReady(30 * time.Second)
+			st := newSetup(t, svc, 1)
 
-	release := holdLock(t, dsn, `LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE`)
-	answered := make(chan observation, 1)
-	go func() {
-		answered <- post(&http.Client{Timeout: 20 * time.Second}, st.property, svc.url, "/messages/latest", "", "")
-	}()
-	time.Sleep(700 * time.Millisecond) // the poll is now waiting for the lock
-	start := time.Now()
-	svc.signal(syscall.SIGTERM)
-	select {
-	case <-svc.done:
-		t.Logf("exited %v after SIGTERM: %v", time.Since(start).Round(time.Millisecond), svc.err)
-		if svc.err == nil {
-			t.Error("exit status 0 after cutting off a request, want non-zero")
-		}
-	case <-time.After(4 * time.Second):
-		t.Errorf("still running 4 s after SIGTERM with SHUTDOWN_TIMEOUT=1s")
+			release := holdLock(t, dsn, c.lock)
+			answered := make(chan observation, 1)
+			go func() {
+				body := fmt.Sprintf(`{"accommodation": %q, "reservation": %q, "content": "cut off"}`, st.accommodation, st.reservations[0])
+				answered <- post(&http.Client{Timeout: 20 * time.Second}, st.guest, svc.url, c.path, body, "")
+			}()
+			time.Sleep(700 * time.Millisecond) // the request is now waiting for the lock
+			start := time.Now()
+			svc.signal(syscall.SIGTERM)
+			select {
+			case <-svc.done:
+				t.Logf("exited %v after SIGTERM: %v", time.Since(start).Round(time.Millisecond), svc.err)
+				if svc.err == nil {
+					t.Error("exit status 0 after cutting off a request, want non-zero")
+				}
+			case <-time.After(4 * time.Second):
+				t.Errorf("still running 4 s after SIGTERM with SHUTDOWN_TIMEOUT=1s")
+			}
+			if o := <-answered; o.status != http.StatusServiceUnavailable || o.errorID != "unavailable" {
+				t.Errorf("the request cut off answered %d %q, want 503 unavailable", o.status, o.errorID)
+			}
+			release()
+			svc.wait(15 * time.Second)
+		})
 	}
-	if o := <-answered; o.status != http.StatusServiceUnavailable || o.errorID != "unavailable" {
-		t.Errorf("the request cut off answered %d %q, want 503 unavailable", o.status, o.errorID)
-	}
-	release()
-	svc.wait(15 * time.Second)
 }

@@ -275,6 +275,8 @@ const (
 type sendBatcher struct {
 	insert      func(ctx context.Context, lane int, sends []send) ([]bool, error)
 	insertAlone func(ctx context.Context, lane int, x send) (bool, error) // lane -1: on the pool
+	closing     context.Context                                           // ends when the store closes
+	cutBatches  context.CancelFunc                                        // ends closing
 
 	mu      sync.Mutex
 	free    []int // lanes no batch holds
@@ -285,6 +287,7 @@ type sendBatcher struct {
 func newSendBatcher(lanes, max int, insert func(context.Context, int, []send) ([]bool, error),
 	insertAlone func(context.Context, int, send) (bool, error)) *sendBatcher {
 	b := &sendBatcher{insert: insert, insertAlone: insertAlone, max: max}
+	b.closing, b.cutBatches = context.WithCancel(context.Background())
 	for lane := range lanes {
 		b.free = append(b.free, lane)
 	}
@@ -366,7 +369,8 @@ func (b *sendBatcher) leave(w *waitingSend) bool {
 // store stores batch on lane and tells each of its sends the outcome. A send already past its
 // deadline is answered as a timed-out statement would be, and left out. The others are stored
 // under a context that the first send's caller going away does not cancel, and that ends at the
-// earliest of their deadlines, so that no send's work outlasts its own.
+// earliest of their deadlines, so that no send's work outlasts its own, or when the store closes
+// (at shutdown, after SHUTDOWN_TIMEOUT has cut the requests off).
 func (b *sendBatcher) store(ctx context.Context, lane int, batch []*waitingSend) {
 	now := time.Now()
 	live := make([]*waitingSend, 0, len(batch))
@@ -382,7 +386,9 @@ func (b *sendBatcher) store(ctx context.Context, lane int, batch []*waitingSend)
 		}
 		live = append(live, w)
 	}
-	ctx = context.WithoutCancel(ctx)
+	ctx, cut := context.WithCancel(context.WithoutCancel(ctx))
+	defer cut()
+	defer context.AfterFunc(b.closing, cut)()
 	if !earliest.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, earliest)
