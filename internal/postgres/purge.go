@@ -140,7 +140,10 @@ func (s *Store) PurgeAttachments(ctx context.Context, ids []uuid.UUID, cutoff ti
 
 // deleteConversationsSQL deletes only conversations the batches above emptied: a conversation
 // that a racing send wrote to is left for the next pass. Rows that reference a conversation
-// with ON DELETE CASCADE go with it.
+// with ON DELETE CASCADE go with it. It must run on a snapshot taken after the rows were locked
+// (lockDoomedSQL): a send holds its conversation row FOR SHARE until it commits, and a delete
+// that waited for it on an older snapshot would not see its message, delete the row, and fail
+// on the message's foreign key.
 const deleteConversationsSQL = `
 DELETE FROM conversations c
 WHERE c.id = ANY($1::uuid[]) AND c.stay_end <= $2
@@ -152,8 +155,26 @@ WHERE c.id = ANY($1::uuid[]) AND c.stay_end <= $2
 // before cutoff and that have no messages or Idempotency-Key records left: the reservation row
 // with its participants. Errors: messaging.ErrUnavailable.
 func (s *Store) DeleteConversations(ctx context.Context, ids []uuid.UUID, cutoff time.Time) (int, error) {
-	return s.exec(ctx, deleteConversationsSQL, uuidArray(ids), cutoff)
+	var deleted int64
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var locked []uuid.UUID
+		if err := tx.SelectContext(ctx, &locked, lockDoomedSQL, uuidArray(ids), cutoff); err != nil || len(locked) == 0 {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, deleteConversationsSQL, uuidArray(locked), cutoff)
+		if err != nil {
+			return err
+		}
+		deleted, err = res.RowsAffected()
+		return err
+	})
+	return int(deleted), err
 }
+
+// lockDoomedSQL locks, of the conversations $1, those still at or before the cutoff $2, for the
+// delete, in one order: it waits for the sends that hold them.
+const lockDoomedSQL = `
+SELECT id FROM conversations WHERE id = ANY($1::uuid[]) AND stay_end <= $2 ORDER BY id FOR UPDATE`
 
 // parkUnreadableSQL walks the first $3 entries of guest partner $1's queue, as a latest page
 // does, and moves those of conversations it can no longer read (stay end at or before $2) into

@@ -216,9 +216,6 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 			break
 		}
 	}
-	if err := w.park(ctx, now, r); err != nil {
-		return err
-	}
 	err := w.drain(ctx, r, w.RowBatch, func() (int, error) {
 		n, err := w.store.DeleteIdempotencyKeysBefore(ctx, messaging.IdempotencyCutoff(now), w.RowBatch)
 		r.StaleIdempotencyKeys += n
@@ -227,11 +224,16 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 	if err != nil {
 		return err
 	}
-	return w.drain(ctx, r, w.AttachmentBatch, func() (int, error) {
+	err = w.drain(ctx, r, w.AttachmentBatch, func() (int, error) {
 		n, err := w.store.DeleteOrphanAttachments(ctx, messaging.OrphanAttachmentCutoff(now), w.AttachmentBatch)
 		r.OrphanAttachments += n
 		return n, err
 	})
+	if err != nil {
+		return err
+	}
+	// Last: what the pass deletes is promised (retention); parking only spares the latest pages.
+	return w.park(ctx, now, r)
 }
 
 // park moves, for each guest partner, the queue entries of conversations it can no longer read
