@@ -24,9 +24,13 @@ func (s *Store) TryPurgeLock(ctx context.Context) (release func(), ok bool, err 
 	if err != nil {
 		return nil, false, translate(err)
 	}
-	if err := conn.GetContext(ctx, &ok, tryPurgeLockSQL, purgeLockKey); err != nil || !ok {
-		_ = conn.Close()
+	if err := conn.GetContext(ctx, &ok, tryPurgeLockSQL, purgeLockKey); err != nil {
+		_ = discard(conn) // the lock may have been taken before the error: end the session
 		return nil, false, translate(err)
+	}
+	if !ok {
+		_ = conn.Close()
+		return nil, false, nil
 	}
 	return func() {
 		// Not the pass's context: it may be cancelled already, and the lock must go regardless.
