@@ -175,19 +175,21 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 		if len(ids) == 0 {
 			break
 		}
+		// The Idempotency-Key records first: a pass cut off between the two never leaves a
+		// record whose replay would answer the id of a message already deleted.
 		err = w.drain(ctx, r, w.RowBatch, func() (int, error) {
-			m, d, err := w.store.PurgeMessages(ctx, ids, cutoff, w.RowBatch)
-			r.Messages += m
-			r.Deliveries += d
-			return m, err
+			n, err := w.store.PurgeIdempotencyKeys(ctx, ids, cutoff, w.RowBatch)
+			r.IdempotencyKeys += n
+			return n, err
 		})
 		if err != nil {
 			return err
 		}
 		err = w.drain(ctx, r, w.RowBatch, func() (int, error) {
-			n, err := w.store.PurgeIdempotencyKeys(ctx, ids, cutoff, w.RowBatch)
-			r.IdempotencyKeys += n
-			return n, err
+			m, d, err := w.store.PurgeMessages(ctx, ids, cutoff, w.RowBatch)
+			r.Messages += m
+			r.Deliveries += d
+			return m, err
 		})
 		if err != nil {
 			return err

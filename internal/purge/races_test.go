@@ -1,6 +1,10 @@
 package purge_test
 
 import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -101,5 +105,32 @@ func TestPurgeLeavesAConversationARacingSendWroteTo(t *testing.T) {
 		if n := f.count(q, x.ID); n != 0 {
 			t.Errorf("%s = %d after the next pass, want 0", q, n)
 		}
+	}
+}
+
+// cutOffStore fails every PurgeMessages, as a pass cut off there (a timeout, a restart) would.
+type cutOffStore struct{ purge.Store }
+
+func (cutOffStore) PurgeMessages(context.Context, []uuid.UUID, time.Time, int) (int, int, error) {
+	return 0, 0, errors.New("cut off")
+}
+
+// TestPassCutOffLeavesNoRecordOfADeletedMessage: a round deletes an expired conversation's
+// Idempotency-Key records before its messages, so a pass cut off between the two leaves no
+// record whose replay would answer the id of a message already deleted.
+func TestPassCutOffLeavesNoRecordOfADeletedMessage(t *testing.T) {
+	w := messaging.Windows{GuestDays: 10, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 10}
+	f := newFixture(t, w)
+	x := f.reservation("X-CUT", "2026-07-05")
+	expiry := x.StayEnd.Add(10 * 24 * time.Hour)
+	f.clock.Set(expiry.Add(-time.Millisecond))
+	f.send(f.guest, x, "last word", "late-key") // a record under 24 hours old at expiry
+	f.clock.Set(expiry)
+	worker := purge.New(cutOffStore{f.store}, w, f.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := worker.RunOnce(f.ctx); err == nil {
+		t.Fatal("RunOnce with PurgeMessages failing = nil, want the error")
+	}
+	if n := f.count(`SELECT count(*) FROM idempotency_keys WHERE conversation_id = $1`, x.ID); n != 0 {
+		t.Errorf("%d Idempotency-Key records of the expired conversation left by a pass cut off before its messages, want 0", n)
 	}
 }
