@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -275,8 +276,6 @@ const (
 type sendBatcher struct {
 	insert      func(ctx context.Context, lane int, sends []send) ([]bool, error)
 	insertAlone func(ctx context.Context, lane int, x send) (bool, error) // lane -1: on the pool
-	closing     context.Context                                           // ends when the store closes
-	cutBatches  context.CancelFunc                                        // ends closing
 
 	mu      sync.Mutex
 	free    []int // lanes no batch holds
@@ -287,7 +286,6 @@ type sendBatcher struct {
 func newSendBatcher(lanes, max int, insert func(context.Context, int, []send) ([]bool, error),
 	insertAlone func(context.Context, int, send) (bool, error)) *sendBatcher {
 	b := &sendBatcher{insert: insert, insertAlone: insertAlone, max: max}
-	b.closing, b.cutBatches = context.WithCancel(context.Background())
 	for lane := range lanes {
 		b.free = append(b.free, lane)
 	}
@@ -296,6 +294,7 @@ func newSendBatcher(lanes, max int, insert func(context.Context, int, []send) ([
 
 type waitingSend struct {
 	send
+	ctx      context.Context  // the send's
 	deadline time.Time        // of the send's context; zero without one
 	done     chan sendOutcome // buffered: whoever stores the send never waits for it
 }
@@ -310,7 +309,7 @@ type sendOutcome struct {
 }
 
 func (b *sendBatcher) do(ctx context.Context, x send) (bool, error) {
-	w := &waitingSend{send: x, done: make(chan sendOutcome, 1)}
+	w := &waitingSend{send: x, ctx: ctx, done: make(chan sendOutcome, 1)}
 	w.deadline, _ = ctx.Deadline()
 	b.mu.Lock()
 	var lane int
@@ -368,9 +367,9 @@ func (b *sendBatcher) leave(w *waitingSend) bool {
 
 // store stores batch on lane and tells each of its sends the outcome. A send already past its
 // deadline is answered as a timed-out statement would be, and left out. The others are stored
-// under a context that the first send's caller going away does not cancel, and that ends at the
-// earliest of their deadlines, so that no send's work outlasts its own, or when the store closes
-// (at shutdown, after SHUTDOWN_TIMEOUT has cut the requests off).
+// under a context that one send's caller going away does not cancel, but that ends when every
+// one of their contexts has ended (all callers gone, or the requests cut off at shutdown), and
+// at the earliest of their deadlines, so that no send's work outlasts its own.
 func (b *sendBatcher) store(ctx context.Context, lane int, batch []*waitingSend) {
 	now := time.Now()
 	live := make([]*waitingSend, 0, len(batch))
@@ -388,7 +387,15 @@ func (b *sendBatcher) store(ctx context.Context, lane int, batch []*waitingSend)
 	}
 	ctx, cut := context.WithCancel(context.WithoutCancel(ctx))
 	defer cut()
-	defer context.AfterFunc(b.closing, cut)()
+	var left atomic.Int32
+	left.Store(int32(len(live)))
+	for _, w := range live {
+		defer context.AfterFunc(w.ctx, func() {
+			if left.Add(-1) == 0 {
+				cut()
+			}
+		})()
+	}
 	if !earliest.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, earliest)

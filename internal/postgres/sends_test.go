@@ -298,6 +298,65 @@ func TestFailedBatchStoresEachSendAlone(t *testing.T) {
 	}
 }
 
+// TestBatchEndsWhenEverySendIsGone: one send's caller going away does not end its batch's
+// statement, which stores the others too; the statement ends once every send of the batch is
+// gone (all callers hung up, or the requests cut off at shutdown), rather than running on to
+// the earliest deadline.
+func TestBatchEndsWhenEverySendIsGone(t *testing.T) {
+	release := make(chan struct{})
+	batchStarted, batchEnded := make(chan struct{}), make(chan struct{})
+	b := newSendBatcher(1, 8, func(ctx context.Context, _ int, sends []send) ([]bool, error) {
+		close(batchStarted)
+		<-ctx.Done()
+		close(batchEnded)
+		return nil, ctx.Err()
+	}, func(ctx context.Context, _ int, x send) (bool, error) {
+		if x.m.Content == "first" {
+			<-release
+			return true, nil
+		}
+		return false, translate(ctx.Err())
+	})
+	outcome := func(ctx context.Context, content string) chan string {
+		out := make(chan string, 1)
+		go func() {
+			stored, err := b.do(ctx, send{m: messaging.Message{Content: content}})
+			out <- fmt.Sprint(stored, " ", err)
+		}()
+		return out
+	}
+	first := outcome(context.Background(), "first")
+	waitForRunning(t, b)
+	ctxA, cancelA := context.WithTimeout(context.Background(), time.Hour)
+	defer cancelA()
+	ctxB, cancelB := context.WithTimeout(context.Background(), time.Hour)
+	defer cancelB()
+	a := outcome(ctxA, "a")
+	waitForWaiting(t, b, 1)
+	bOut := outcome(ctxB, "b")
+	waitForWaiting(t, b, 2)
+	close(release) // "first" leads the next batch, "a" and "b", on its lane
+	<-first
+	<-batchStarted
+	cancelA()
+	select {
+	case <-batchEnded:
+		t.Fatal("the batch ended when one of its two sends was gone")
+	case <-time.After(100 * time.Millisecond):
+	}
+	cancelB()
+	select {
+	case <-batchEnded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch still runs 10 s after every one of its sends was gone")
+	}
+	for name, out := range map[string]chan string{"a": a, "b": bOut} {
+		if o := <-out; o != "false unavailable: context canceled" {
+			t.Errorf("send %s = %s, want false unavailable: context canceled", name, o)
+		}
+	}
+}
+
 func waitForRunning(t *testing.T, b *sendBatcher) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

@@ -185,10 +185,9 @@ func (p poolQueryer) QueryRowxContext(ctx context.Context, args ...any) *sqlx.Ro
 }
 
 // Close closes the prepared statements and gives back the connections kept for sends; the
-// caller closes the pool. A batch of sends still running is cancelled (its sends fail as with a
-// cancelled context); other calls still in flight should have been cancelled by their contexts.
+// caller closes the pool. Calls still in flight should have been cancelled by their contexts
+// (at shutdown, the requests cut off): closing waits for a connection in use.
 func (s *Store) Close() error {
-	s.sends.cutBatches() // a batch still running would hold its lane's connection until it ends
 	var errs []error
 	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
