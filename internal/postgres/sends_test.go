@@ -245,14 +245,7 @@ func TestFailedBatchStoresEachSendAlone(t *testing.T) {
 		mu.Unlock()
 		return x.m.Content == "stored", nil
 	})
-	outcome := func(ctx context.Context, content string) chan string {
-		out := make(chan string, 1)
-		go func() {
-			stored, err := b.do(ctx, send{m: messaging.Message{Content: content}})
-			out <- fmt.Sprint(stored, " ", err)
-		}()
-		return out
-	}
+	outcome := func(ctx context.Context, content string) chan string { return sendOutcomeOf(ctx, b, content) }
 	first := outcome(context.Background(), "first")
 	waitForRunning(t, b)
 	soon := time.Now().Add(time.Hour)
@@ -317,14 +310,7 @@ func TestBatchEndsWhenEverySendIsGone(t *testing.T) {
 		}
 		return false, translate(ctx.Err())
 	})
-	outcome := func(ctx context.Context, content string) chan string {
-		out := make(chan string, 1)
-		go func() {
-			stored, err := b.do(ctx, send{m: messaging.Message{Content: content}})
-			out <- fmt.Sprint(stored, " ", err)
-		}()
-		return out
-	}
+	outcome := func(ctx context.Context, content string) chan string { return sendOutcomeOf(ctx, b, content) }
 	first := outcome(context.Background(), "first")
 	waitForRunning(t, b)
 	ctxA, cancelA := context.WithTimeout(context.Background(), time.Hour)
@@ -355,6 +341,17 @@ func TestBatchEndsWhenEverySendIsGone(t *testing.T) {
 			t.Errorf("send %s = %s, want false unavailable: context canceled", name, o)
 		}
 	}
+}
+
+// sendOutcomeOf sends content through b in a goroutine of its own and answers its outcome as
+// "stored err".
+func sendOutcomeOf(ctx context.Context, b *sendBatcher, content string) chan string {
+	out := make(chan string, 1)
+	go func() {
+		stored, err := b.do(ctx, send{m: messaging.Message{Content: content}})
+		out <- fmt.Sprint(stored, " ", err)
+	}()
+	return out
 }
 
 func waitForRunning(t *testing.T, b *sendBatcher) {
