@@ -23,4 +23,6 @@ USER nonroot:nonroot
 # memory when that is known.
 ENV GOGC=400 GOMEMLIMIT=256MiB
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/messaging", "serve"]
+# The command is the argument, serve by default: `docker compose run --rm messaging migrate version`.
+ENTRYPOINT ["/usr/local/bin/messaging"]
+CMD ["serve"]

@@ -57,14 +57,18 @@ func (mg *Migrator) Up(ctx context.Context) error {
 	if err := mg.m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		var dirty migrate.ErrDirty
 		if errors.As(err, &dirty) {
-			return fmt.Errorf("migrate up: %w", dirtyError(dirty.Version))
+			return fmt.Errorf("migrate up: %w", mg.dirtyError(dirty.Version))
 		}
 		return fmt.Errorf("migrate up: %w", err)
 	}
 	return ctx.Err()
 }
 
-func dirtyError(version int) error {
+func (mg *Migrator) dirtyError(version int) error {
+	if version > int(mg.latest) {
+		return fmt.Errorf("version %d is dirty, and newer than this binary's %d: a newer binary's migration was "+
+			"interrupted or failed; repair it with that binary (`messaging migrate force`), then start it", version, mg.latest)
+	}
 	return fmt.Errorf("version %d is dirty: its migration was interrupted or failed. "+
 		"Each migration is one transaction, so it took effect in full or not at all: once you know which, "+
 		"run `messaging migrate force %d` (it did) or `messaging migrate force %d` (it did not), then start again",
@@ -80,7 +84,7 @@ func (mg *Migrator) CheckCurrent() error {
 	case err != nil:
 		return fmt.Errorf("read the schema version: %w", err)
 	case dirty:
-		return fmt.Errorf("schema %w", dirtyError(int(v)))
+		return fmt.Errorf("schema %w", mg.dirtyError(int(v)))
 	case v < mg.latest:
 		return fmt.Errorf("the schema is at version %d and this binary needs %d: run `messaging migrate up` first", v, mg.latest)
 	case v > mg.latest:

@@ -118,14 +118,14 @@ func checkDatabaseURL(dsn string) error {
 	if dsn == "" {
 		return errors.New("DATABASE_URL: required (make run provisions a local PostgreSQL when it is unset)")
 	}
-	u, err := url.Parse(dsn)
-	if err != nil {
+	// The scheme as written: url.Parse lowers its case, the migrations' driver registry does not.
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return errors.New("DATABASE_URL: want a URL starting postgres:// or postgresql://")
+	}
+	if _, err := url.Parse(dsn); err != nil {
 		return errors.New("DATABASE_URL: not a valid URL; percent-encode special characters of the user name " +
 			"and password (% as %25, @ as %40, / as %2F, : as %3A) and check the port " +
 			"(the value is not repeated here, as it may hold a password)")
-	}
-	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return errors.New("DATABASE_URL: want a URL starting postgres:// or postgresql://")
 	}
 	return nil
 }

@@ -215,6 +215,7 @@ func TestMalformedDatabaseURLKeepsThePasswordOut(t *testing.T) {
 		"postgres://app:" + password + "@db.internal:5432/messaging?sslmode=disable",
 		"postgres://app:" + password + "@db.internal:5x432/messaging",
 		"host=db.internal user=app password=" + password,
+		"POSTGRES://app:s3cret@db.internal/messaging", // the migrations' driver registry reads the scheme as written
 	} {
 		for _, args := range [][]string{{"purge"}, {"migrate", "version"}} {
 			var out bytes.Buffer

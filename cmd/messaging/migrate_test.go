@@ -204,3 +204,24 @@ func TestDirtyFirstMigrationWayOut(t *testing.T) {
 		t.Errorf("version %d (dirty %t) after a refused force, want 7, clean", v, dirty)
 	}
 }
+
+// TestDirtyNewerVersionWayOutIsRunnable: a schema left dirty at a version this binary does not
+// have (a newer binary's migration 8 was interrupted, and the deployment rolled back to this
+// binary) is refused by `migrate up`, `serve` and `purge` with advice this binary can follow: to
+// repair it with the binary that has migration 8, not a `migrate force 8` that it refuses.
+// (Found by review: the message named `migrate force 8`.)
+func TestDirtyNewerVersionWayOutIsRunnable(t *testing.T) {
+	dsn := migratedTo(t, 7)
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	conn.MustExec(`UPDATE schema_migrations SET version = 8, dirty = true`) // a newer binary's migration 8, interrupted
+	cfg := env(map[string]string{"DATABASE_URL": dsn})
+	for _, args := range [][]string{{"migrate", "up"}, {"purge"}} {
+		var out strings.Builder
+		err := run(context.Background(), args, cfg, &out)
+		if err == nil || !strings.Contains(err.Error(), "version 8 is dirty, and newer than this binary's 7") ||
+			strings.Contains(err.Error(), "migrate force 8") {
+			t.Errorf("%q on dirty version 8 = %v; want it refused, naming the newer binary as the way out", args, err)
+		}
+	}
+}
