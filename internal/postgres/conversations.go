@@ -462,25 +462,27 @@ WHERE d.partner_id = $1 AND d.message_id = ANY($2::uuid[])
   AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
 RETURNING uuid_send(d.message_id)`
 
+// confirmParkedSQL takes the messages of $2 out of the caller's parked queues of conversations
+// it can read again (GUEST_WINDOW_DAYS raised, until the next pass gives them back): confirmed
+// now, so that the pass does not give them back. It answers the conversations it changed.
+const confirmParkedSQL = `
+UPDATE departed_queues q
+SET pending = ARRAY(SELECT p FROM unnest(q.pending) AS p WHERE p <> ALL (x.seqs))
+FROM (
+    SELECT m.conversation_id, array_agg(m.seq) AS seqs
+    FROM messages m
+    JOIN conversations c ON c.id = m.conversation_id
+    WHERE m.id = ANY($2::uuid[]) AND c.guest_partner_id = $1 AND c.stay_end > $3
+    GROUP BY m.conversation_id
+) x
+WHERE q.conversation_id = x.conversation_id AND q.partner_id = $1 AND q.through_seq = ` + parkedThrough + `
+  AND q.pending && x.seqs
+  AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
+RETURNING uuid_send(q.conversation_id)`
+
 // confirmedBeforeSQL finds, among $2, the messages the partner can read and no longer has
-// queued: those it confirmed earlier, and those parked in its queue of a conversation it can read
-// again (GUEST_WINDOW_DAYS raised, until the next pass gives them back), which it takes out of
-// the parked queue: confirmed now, so that the pass does not give them back.
+// queued: those it confirmed earlier.
 const confirmedBeforeSQL = `
-WITH parked AS (
-    UPDATE departed_queues q
-    SET pending = ARRAY(SELECT p FROM unnest(q.pending) AS p WHERE p <> ALL (x.seqs))
-    FROM (
-        SELECT m.conversation_id, array_agg(m.seq) AS seqs
-        FROM messages m
-        JOIN conversations c ON c.id = m.conversation_id
-        WHERE m.id = ANY($2::uuid[]) AND c.guest_partner_id = $1 AND c.stay_end > $3
-        GROUP BY m.conversation_id
-    ) x
-    WHERE q.conversation_id = x.conversation_id AND q.partner_id = $1 AND q.through_seq = ` + parkedThrough + `
-      AND q.pending && x.seqs
-      AND EXISTS (SELECT FROM api_keys WHERE secret_hash = $4 AND revoked_at IS NULL)
-)
 SELECT uuid_send(m.id)
 FROM messages m
 JOIN conversations c ON c.id = m.conversation_id
@@ -490,37 +492,62 @@ WHERE m.id = ANY($2::uuid[]) AND (c.property_partner_id = $1 OR c.guest_partner_
 
 // Confirm removes the messages from the caller's queue and returns those of ids confirmed for
 // the caller now: just removed, or readable and removed before; none when the caller's key is
-// revoked. The second query runs only when the first did not account for every id.
+// revoked. The statements after the first run only when it did not account for every id: a
+// guest partner's confirm then takes the ids out of its parked queues (confirmParkedSQL), and
+// out of its queue once more, where a pass giving a parked queue back may have put them while
+// the first statement ran; the last statement counts those confirmed before.
 // Errors: messaging.ErrUnavailable.
 //
 // The delete takes its rows in the order of its plan, which need not be the same on every
 // connection (a custom plan is made for the ids given, the generic one for any), so two
-// confirms of overlapping ids, or a confirm and a change of partner, can deadlock. PostgreSQL
-// then rolls one of them back, having deleted nothing, and that one is run again, up to
-// confirmAttempts times in all: it meets the rows the other has by then deleted (the second
-// query counts them) or released. It first pauses (deadlockPause, then twice that): the other
-// transaction, woken by the rollback, must take the row it waited for before this one asks
-// for it again, or the two deadlock anew. Locking the rows in one order first would cost every
-// confirm a sort and a pass for what is rare.
+// confirms of overlapping ids, or a confirm and a change of partner, can deadlock; so can the
+// update of parked queues with a pass giving them back. PostgreSQL then rolls one of them back,
+// having changed nothing, and a confirm's statement so rolled back is run again
+// (outlivingDeadlocks): it meets the rows the other has by then deleted (the last statement
+// counts them) or released. Locking the rows in one order first would cost every confirm a sort
+// and a pass for what is rare.
 func (s *Store) Confirm(ctx context.Context, caller messaging.Caller, readableAfter time.Time, ids []uuid.UUID) ([]uuid.UUID, error) {
-	confirmed, err := s.uuids(ctx, confirmSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
-	for attempt := 1; deadlocked(err) && attempt < confirmAttempts; attempt++ {
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(time.Duration(attempt) * deadlockPause):
-		}
-		confirmed, err = s.uuids(ctx, confirmSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
+	run := func(query string) ([]uuid.UUID, error) {
+		return outlivingDeadlocks(ctx, func() ([]uuid.UUID, error) {
+			return s.uuids(ctx, query, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
+		})
 	}
+	confirmed, err := run(confirmSQL)
 	if err != nil || len(confirmed) == len(ids) {
 		return confirmed, err
 	}
-	before, err := s.uuids(ctx, confirmedBeforeSQL, caller.AffiliateID, uuidArray(ids), readableAfter, caller.KeyHash)
+	if caller.Kind == messaging.Guest {
+		if _, err := run(confirmParkedSQL); err != nil {
+			return nil, err
+		}
+		more, err := run(confirmSQL)
+		if confirmed = append(confirmed, more...); err != nil || len(confirmed) == len(ids) {
+			return confirmed, err
+		}
+	}
+	before, err := run(confirmedBeforeSQL)
 	return append(confirmed, before...), err
 }
 
+// outlivingDeadlocks runs fn, and again when PostgreSQL rolled it back as a deadlock's victim,
+// up to confirmAttempts runs in all. It first pauses (deadlockPause, then twice that): the other
+// transaction, woken by the rollback, must take the row it waited for before fn asks for it
+// again, or the two deadlock anew.
+func outlivingDeadlocks[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	v, err := fn()
+	for attempt := 1; deadlocked(err) && attempt < confirmAttempts; attempt++ {
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(time.Duration(attempt) * deadlockPause):
+		}
+		v, err = fn()
+	}
+	return v, err
+}
+
 const (
-	confirmAttempts = 3                     // runs of a confirm's delete that deadlocks (see Confirm)
+	confirmAttempts = 3                     // runs of a confirm statement that deadlocks (see Confirm)
 	deadlockPause   = 10 * time.Millisecond // before the second run; twice that before the third
 )
 

@@ -3,12 +3,15 @@ package purge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/purge"
@@ -132,5 +135,173 @@ func TestPassCutOffLeavesNoRecordOfADeletedMessage(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM idempotency_keys WHERE conversation_id = $1`, x.ID); n != 0 {
 		t.Errorf("%d Idempotency-Key records of the expired conversation left by a pass cut off before its messages, want 0", n)
+	}
+}
+
+// TestConfirmOfParkedMessagesOutlivesADeadlock: a guest partner's confirm that takes messages
+// out of its parked queues (confirmParkedSQL, one row per conversation, in the order of its
+// plan) can deadlock with a transaction holding those rows in the other order (a second confirm,
+// or a pass giving parked queues back). The confirm's statement, rolled back, is run again, as
+// a deadlocked confirm's delete is, and the confirm answers every id. (Found by review: it
+// answered 503 after its first statement had removed the queued id.)
+//
+// The other transaction is played by the test: it holds conversation B's parked row, waits
+// until the confirm holds A's and waits for B's, then asks for A's. The plan's order of the two
+// conversations is not known beforehand, so the set-up is tried on fresh conversations until
+// the confirm takes A first.
+func TestConfirmOfParkedMessagesOutlivesADeadlock(t *testing.T) {
+	f := newFixture(t, messaging.DefaultWindows)
+	type trial struct {
+		queued, a, b uuid.UUID // queued: readable and queued; a, b: parked, of conversations A and B
+		convA, convB uuid.UUID
+	}
+	later := f.reservation("LATER", "2026-12-01")
+	var trials []trial
+	var old messaging.Conversation
+	for i := range 8 {
+		ca := f.reservation(fmt.Sprintf("OLD-A-%d", i), "2026-07-05")
+		old = ca
+		cb := f.reservation(fmt.Sprintf("OLD-B-%d", i), "2026-07-05")
+		trials = append(trials, trial{
+			queued: f.send(f.property, later, fmt.Sprintf("n%d", i), ""),
+			a:      f.send(f.property, ca, fmt.Sprintf("a%d", i), ""),
+			b:      f.send(f.property, cb, fmt.Sprintf("b%d", i), ""),
+			convA:  ca.ID, convB: cb.ID,
+		})
+	}
+	f.clock.Set(old.StayEnd.Add(70 * 24 * time.Hour)) // the guest's window of every OLD-* closed 4 days ago
+	if r, err := f.worker.RunOnce(f.ctx); err != nil || r.Parked != 2*len(trials) {
+		t.Fatalf("RunOnce = parked %d, %v; want %d", r.Parked, err, 2*len(trials))
+	}
+	wider := messaging.DefaultWindows
+	wider.GuestDays = 100 // the OLD-* conversations are readable by the guest again
+	svc := messaging.NewService(f.store, wider, f.clock.Now)
+
+	const lockRow = `SELECT 1 FROM departed_queues WHERE conversation_id = $1 AND partner_id = $2 FOR UPDATE`
+	for _, tr := range trials {
+		tx, err := f.db.BeginTxx(f.ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(lockRow, tr.convB, f.guest.AffiliateID); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			ids []uuid.UUID
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			ids, err := svc.Confirm(context.Background(), f.guest, []uuid.UUID{tr.queued, tr.a, tr.b})
+			done <- result{ids, err}
+		}()
+		f.waitForLockWaits(1)
+		if _, err := tx.Exec(`SAVEPOINT probe`); err != nil {
+			t.Fatal(err)
+		}
+		_, err = tx.Exec(lockRow+` NOWAIT`, tr.convA, f.guest.AffiliateID)
+		var pqErr *pq.Error
+		if err == nil || !errors.As(err, &pqErr) || pqErr.Code != "55P03" { // the confirm waits for B holding nothing
+			_ = tx.Rollback()
+			if r := <-done; r.err != nil {
+				t.Fatalf("confirm without a deadlock = %v", r.err)
+			}
+			continue
+		}
+		if _, err := tx.Exec(`ROLLBACK TO SAVEPOINT probe`); err != nil {
+			t.Fatal(err)
+		}
+		// The confirm holds A and waits for B; this transaction asks for A: a deadlock, which
+		// the confirm, waiting longer, detects first and is rolled back for.
+		_, lockErr := tx.Exec(lockRow, tr.convA, f.guest.AffiliateID)
+		time.Sleep(50 * time.Millisecond) // then the other transaction ends, as it would
+		_ = tx.Rollback()
+		r := <-done
+		if lockErr != nil {
+			t.Logf("the test's transaction was the deadlock's victim (%v); trying again", lockErr)
+			continue
+		}
+		queuedLeft := f.count(`SELECT count(*) FROM deliveries WHERE partner_id = $1 AND message_id = $2`, f.guest.AffiliateID, tr.queued)
+		if r.err != nil {
+			t.Fatalf("confirm that deadlocked in its second statement = %v (queued message still queued: %v); "+
+				"want it run again by the service, as README promises for a deadlocked confirm, "+
+				"and in no case a 503 after the queued id was already removed", r.err, queuedLeft == 1)
+		}
+		want := []uuid.UUID{tr.queued, tr.a, tr.b}
+		if !slices.Equal(r.ids, want) {
+			t.Errorf("confirm = %v, want %v", r.ids, want)
+		}
+		return
+	}
+	t.Fatal("the confirm never took conversation A's parked row first: no deadlock arranged")
+}
+
+// TestConfirmRacingAnUnparkNeverComesBack: a confirm of a parked message, readable again, racing
+// a pass that gives the parked queue back: the confirm's update of the parked row waits for the
+// pass and then finds the row gone, the message back in the queue; the confirm takes it out of
+// the queue there, answers it confirmed, and it never comes back (spec §5.2, §5.3). (Found by
+// review: the confirm answered it confirmed on a snapshot from before the pass, and left it
+// queued.)
+//
+// The pass is held after its delete of the parked row by an uncommitted queue entry of the
+// conversation's other parked message (its INSERT ... ON CONFLICT waits for it), so that the
+// confirm runs inside the race window deterministically.
+func TestConfirmRacingAnUnparkNeverComesBack(t *testing.T) {
+	f := newFixture(t, messaging.DefaultWindows)
+	old := f.reservation("OLD", "2026-07-05") // stay end 2026-07-06
+	p1 := f.send(f.property, old, "p1", "")
+	p2 := f.send(f.property, old, "p2", "")
+	f.clock.Set(old.StayEnd.Add(70 * 24 * time.Hour)) // the guest's 66-day window closed 4 days ago
+	if r, err := f.worker.RunOnce(f.ctx); err != nil || r.Parked != 2 {
+		t.Fatalf("RunOnce = parked %d, %v; want p1 and p2 parked", r.Parked, err)
+	}
+	wider := messaging.DefaultWindows
+	wider.GuestDays = 100 // readable by the guest again; the next pass gives the queue back
+	svc := messaging.NewService(f.store, wider, f.clock.Now)
+
+	tx, err := f.db.BeginTxx(f.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`INSERT INTO deliveries (partner_id, seq, message_id, conversation_id)
+		SELECT $1, seq, id, conversation_id FROM messages WHERE id = $2`, f.guest.AffiliateID, p2); err != nil {
+		t.Fatal(err)
+	}
+	unparked := make(chan error, 1)
+	go func() {
+		_, err := f.store.UnparkReadable(context.Background(), wider.ReadableStayEndAfter(messaging.Guest, f.clock.Now()), 10)
+		unparked <- err
+	}()
+	f.waitForLockWaits(1) // the unpark deleted the parked row, queued p1, and waits to queue p2
+	type result struct {
+		ids []uuid.UUID
+		err error
+	}
+	confirmed := make(chan result, 1)
+	go func() {
+		ids, err := svc.Confirm(context.Background(), f.guest, []uuid.UUID{p1})
+		confirmed <- result{ids, err}
+	}()
+	f.waitForLockWaits(2) // the confirm's UPDATE of the parked row waits for the unpark
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-unparked; err != nil {
+		t.Fatal(err)
+	}
+	r := <-confirmed
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	page, err := svc.Latest(f.ctx, f.guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.ids, []uuid.UUID{p1}) {
+		t.Errorf("confirm of p1, readable and given back to the queue meanwhile = %v, want it confirmed", r.ids)
+	}
+	if slices.ContainsFunc(page, func(d messaging.Delivery) bool { return d.ID == p1 }) {
+		t.Errorf("the guest's next latest page shows p1 again: a confirmed message came back")
 	}
 }
