@@ -67,25 +67,25 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 // given twice, and other members are ignored. encoding/json would also take a member whose name
 // matches a field's only when case is ignored, where the contract's names are case-sensitive
 // (§2): {"Content": ""} is an unknown field, not the content. json.RawMessage fields get the
-// value as written, others (and their UnmarshalJSON) decode it with encoding/json. A field's
-// value that escapes half of a UTF-16 surrogate pair alone is 400 invalid_parameter naming it:
-// encoding/json would read it as U+FFFD and store other text than was sent, where invalid UTF-8
-// bytes are refused.
+// value as written, others (and their UnmarshalJSON) decode it with encoding/json. A value that
+// escapes half of a UTF-16 surrogate pair alone (a raw field's last one, as only that counts) is
+// 400 invalid_parameter naming its field: encoding/json would read it as U+FFFD and store other
+// text than was sent, where invalid UTF-8 bytes are refused.
 func decodeObject(body []byte, dst any) error {
 	v := reflect.ValueOf(dst).Elem()
 	fields := jsonFields(v.Type())
-	return eachMember(body, func(name, value []byte) error {
+	err := eachMember(body, func(name, value []byte) error {
 		for _, f := range fields {
 			if string(name) != f.name {
 				continue
 			}
-			if loneSurrogate(value) {
-				return messaging.Invalid(f.name)
-			}
 			field := v.FieldByIndex(f.index)
 			if f.raw {
-				field.SetBytes(value)
+				field.SetBytes(value) // checked once the last value is known, below
 				return nil
+			}
+			if loneSurrogate(value) {
+				return messaging.Invalid(f.name)
 			}
 			var err error
 			if u, ok := field.Addr().Interface().(json.Unmarshaler); ok {
@@ -104,6 +104,15 @@ func decodeObject(body []byte, dst any) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if f.raw && loneSurrogate(v.FieldByIndex(f.index).Bytes()) {
+			return messaging.Invalid(f.name)
+		}
+	}
+	return nil
 }
 
 // jsonField is a struct field as decodeObject fills it.
