@@ -385,6 +385,14 @@ func (b *sendBatcher) store(ctx context.Context, lane int, batch []*waitingSend)
 		}
 		live = append(live, w)
 	}
+	switch len(live) {
+	case 0:
+		return
+	case 1: // under its own context, which ends as the batch's would: when it does
+		stored, err := b.insertAlone(live[0].ctx, lane, live[0].send)
+		live[0].done <- sendOutcome{stored: stored, err: err}
+		return
+	}
 	ctx, cut := context.WithCancel(context.WithoutCancel(ctx))
 	defer cut()
 	var left atomic.Int32
@@ -400,14 +408,6 @@ func (b *sendBatcher) store(ctx context.Context, lane int, batch []*waitingSend)
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, earliest)
 		defer cancel()
-	}
-	switch len(live) {
-	case 0:
-		return
-	case 1:
-		stored, err := b.insertAlone(ctx, lane, live[0].send)
-		live[0].done <- sendOutcome{stored: stored, err: err}
-		return
 	}
 	sends := make([]send, len(live))
 	for i, w := range live {
