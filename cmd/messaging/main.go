@@ -197,18 +197,25 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // shutdown stops accepting connections and waits up to timeout for in-flight requests; those
 // still running then are cut off (cutRequests): their database work is cancelled and rolled
-// back, and they answer 503 if they can still answer at all.
+// back, and they answer 503, for which they get up to cutGrace more.
 func shutdown(srv *http.Server, timeout time.Duration, cutRequests func(), log *slog.Logger) error {
 	log.Info("shutting down: finishing in-flight requests")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		cutRequests()
+		answered, cancelAnswered := context.WithTimeout(context.Background(), cutGrace)
+		defer cancelAnswered()
+		_ = srv.Shutdown(answered) // waits for the cut requests' connections to go idle
 		return fmt.Errorf("shutdown: requests still running after SHUTDOWN_TIMEOUT were cut off: %w", err)
 	}
 	log.Info("stopped")
 	return nil
 }
+
+// cutGrace is how long requests cut off at shutdown get to answer 503: their statements end as
+// soon as PostgreSQL has the cancel, in milliseconds.
+const cutGrace = time.Second
 
 // migrateWithRetry applies pending migrations, waiting as long as it takes for a database that
 // cannot be reached (down, starting, or refusing connections), with backoff up to 5 s. Other
