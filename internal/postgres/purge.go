@@ -66,7 +66,11 @@ const lockExpiredSQL = `
 SELECT id FROM conversations WHERE id = ANY($1::uuid[]) AND stay_end <= $2 ORDER BY id FOR SHARE`
 
 // purgeMessagesSQL deletes at most $3 messages of the conversations $1 that are still at or
-// before the cutoff $2, with their queue entries. The queue is indexed by partner first, so the
+// before the cutoff $2, with their queue entries and the Idempotency-Key records that answer
+// them: a record goes in the same transaction as its message, so that a replay never answers
+// the id of a deleted message, and a change of the reservation that takes the conversation out
+// of the purge's reach between two batches never leaves a message without its record (a
+// replay would store it again). The queue is indexed by partner first, so the
 // entries are found by their primary key: the conversation's current property and guest
 // partners are the only partners that can hold them, because a change of either moves the queue
 // in the same transaction. It must run on a snapshot taken after lockExpiredSQL: a change of
@@ -75,13 +79,17 @@ SELECT id FROM conversations WHERE id = ANY($1::uuid[]) AND stay_end <= $2 ORDER
 // but not see its entries, and leave them behind for good.
 const purgeMessagesSQL = `
 WITH doomed AS (
-    SELECT m.seq, c.property_partner_id, c.guest_partner_id
+    SELECT m.seq, m.id, c.property_partner_id, c.guest_partner_id
     FROM conversations c
     CROSS JOIN LATERAL (
-        SELECT seq FROM messages WHERE conversation_id = c.id ORDER BY seq LIMIT $3
+        SELECT seq, id FROM messages WHERE conversation_id = c.id ORDER BY seq LIMIT $3
     ) m
     WHERE c.id = ANY($1::uuid[]) AND c.stay_end <= $2
     LIMIT $3
+), keys AS (
+    DELETE FROM idempotency_keys k
+    WHERE k.conversation_id = ANY($1::uuid[]) AND k.message_id IN (SELECT id FROM doomed)
+    RETURNING 1
 ), queued AS (
     DELETE FROM deliveries d
     USING doomed x, LATERAL (VALUES (x.property_partner_id), (x.guest_partner_id)) AS p (partner_id)
@@ -93,20 +101,22 @@ WITH doomed AS (
     WHERE m.seq = x.seq
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM gone) AS messages, (SELECT count(*) FROM queued) AS deliveries`
+SELECT (SELECT count(*) FROM gone) AS messages, (SELECT count(*) FROM queued) AS deliveries,
+    (SELECT count(*) FROM keys) AS keys`
 
-// PurgeMessages deletes at most limit messages, and their queue entries, of the conversations
-// ids whose stay end is still at or before cutoff, in one transaction of two statements: the lock,
-// then the deletes. It returns how many of each it deleted. Errors: messaging.ErrUnavailable.
-func (s *Store) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (messages, deliveries int, err error) {
+// PurgeMessages deletes at most limit messages, with their queue entries and Idempotency-Key
+// records, of the conversations ids whose stay end is still at or before cutoff, in one
+// transaction of two statements: the lock, then the deletes. It returns how many of each it
+// deleted. Errors: messaging.ErrUnavailable.
+func (s *Store) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (messages, deliveries, keys int, err error) {
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var locked []uuid.UUID
 		if err := tx.SelectContext(ctx, &locked, lockExpiredSQL, uuidArray(ids), cutoff); err != nil || len(locked) == 0 {
 			return err
 		}
-		return tx.QueryRowxContext(ctx, purgeMessagesSQL, uuidArray(locked), cutoff, limit).Scan(&messages, &deliveries)
+		return tx.QueryRowxContext(ctx, purgeMessagesSQL, uuidArray(locked), cutoff, limit).Scan(&messages, &deliveries, &keys)
 	})
-	return messages, deliveries, err
+	return messages, deliveries, keys, err
 }
 
 const purgeConversationKeysSQL = `

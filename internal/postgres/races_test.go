@@ -80,7 +80,7 @@ func TestPurgeRacingAPartnerChange(t *testing.T) {
 			go func() { changes <- tc.change(ctx, f, to) }()
 			waitForLockWaiters(t, db, 1) // the change, in its enqueue, on the blocker's row
 			go func() {
-				_, _, err := store.PurgeMessages(ctx, []uuid.UUID{f.conv.ID}, cutoff, 2000)
+				_, _, _, err := store.PurgeMessages(ctx, []uuid.UUID{f.conv.ID}, cutoff, 2000)
 				purged <- err
 			}()
 			waitForLockWaiters(t, db, 2) // the purge's batch, on the conversation row

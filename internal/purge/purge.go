@@ -32,10 +32,11 @@ type Store interface {
 	// cutoff.
 	ExpiredConversations(ctx context.Context, cutoff time.Time, limit int) ([]uuid.UUID, error)
 	// PurgeMessages deletes up to limit messages of the conversations ids that are still
-	// expired at cutoff, with their queue entries.
-	PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (messages, deliveries int, err error)
+	// expired at cutoff, with their queue entries and the Idempotency-Key records that answer
+	// them, in one transaction.
+	PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (messages, deliveries, keys int, err error)
 	// PurgeIdempotencyKeys deletes up to limit Idempotency-Key records of the conversations
-	// ids that are still expired at cutoff.
+	// ids that are still expired at cutoff (those whose message is gone already).
 	PurgeIdempotencyKeys(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, error)
 	// PurgeAttachments deletes up to limit attachments of the conversations ids that are still
 	// expired at cutoff.
@@ -175,21 +176,25 @@ func (w *Worker) pass(ctx context.Context, now time.Time, r *Report) error {
 		if len(ids) == 0 {
 			break
 		}
-		// The Idempotency-Key records first: a pass cut off between the two never leaves a
-		// record whose replay would answer the id of a message already deleted.
+		// Each message goes with its Idempotency-Key record: a pass cut off part way never
+		// leaves a record whose replay would answer the id of a deleted message, and a change
+		// of the reservation that takes the conversation out of reach between two batches
+		// never leaves a message whose replay would store it again. The records that answer no
+		// message follow.
 		err = w.drain(ctx, r, w.RowBatch, func() (int, error) {
-			n, err := w.store.PurgeIdempotencyKeys(ctx, ids, cutoff, w.RowBatch)
-			r.IdempotencyKeys += n
-			return n, err
+			m, d, k, err := w.store.PurgeMessages(ctx, ids, cutoff, w.RowBatch)
+			r.Messages += m
+			r.Deliveries += d
+			r.IdempotencyKeys += k
+			return m, err
 		})
 		if err != nil {
 			return err
 		}
 		err = w.drain(ctx, r, w.RowBatch, func() (int, error) {
-			m, d, err := w.store.PurgeMessages(ctx, ids, cutoff, w.RowBatch)
-			r.Messages += m
-			r.Deliveries += d
-			return m, err
+			n, err := w.store.PurgeIdempotencyKeys(ctx, ids, cutoff, w.RowBatch)
+			r.IdempotencyKeys += n
+			return n, err
 		})
 		if err != nil {
 			return err

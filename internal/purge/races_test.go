@@ -111,30 +111,92 @@ func TestPurgeLeavesAConversationARacingSendWroteTo(t *testing.T) {
 	}
 }
 
-// cutOffStore fails every PurgeMessages, as a pass cut off there (a timeout, a restart) would.
-type cutOffStore struct{ purge.Store }
-
-func (cutOffStore) PurgeMessages(context.Context, []uuid.UUID, time.Time, int) (int, int, error) {
-	return 0, 0, errors.New("cut off")
+// cutOffStore lets the first PurgeMessages of a pass through and fails the others, as a pass
+// cut off there (a timeout, a restart) would.
+type cutOffStore struct {
+	purge.Store
+	calls int
 }
 
-// TestPassCutOffLeavesNoRecordOfADeletedMessage: a round deletes an expired conversation's
-// Idempotency-Key records before its messages, so a pass cut off between the two leaves no
-// record whose replay would answer the id of a message already deleted.
+func (s *cutOffStore) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, int, int, error) {
+	if s.calls++; s.calls > 1 {
+		return 0, 0, 0, errors.New("cut off")
+	}
+	return s.Store.PurgeMessages(ctx, ids, cutoff, limit)
+}
+
+// TestPassCutOffLeavesNoRecordOfADeletedMessage: an expired conversation's messages go in the
+// same transaction as their Idempotency-Key records, so a pass cut off between two batches
+// leaves no record whose replay would answer the id of a message already deleted, and none of
+// the messages left without its record.
 func TestPassCutOffLeavesNoRecordOfADeletedMessage(t *testing.T) {
 	w := messaging.Windows{GuestDays: 10, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 10}
 	f := newFixture(t, w)
 	x := f.reservation("X-CUT", "2026-07-05")
 	expiry := x.StayEnd.Add(10 * 24 * time.Hour)
 	f.clock.Set(expiry.Add(-time.Millisecond))
-	f.send(f.guest, x, "last word", "late-key") // a record under 24 hours old at expiry
+	f.send(f.guest, x, "last word", "late-key") // records under 24 hours old at expiry
+	f.send(f.guest, x, "really the last", "later-key")
 	f.clock.Set(expiry)
-	worker := purge.New(cutOffStore{f.store}, w, f.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	worker := purge.New(&cutOffStore{Store: f.store}, w, f.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	worker.RowBatch = 1
 	if _, err := worker.RunOnce(f.ctx); err == nil {
-		t.Fatal("RunOnce with PurgeMessages failing = nil, want the error")
+		t.Fatal("RunOnce with the second PurgeMessages failing = nil, want the error")
 	}
-	if n := f.count(`SELECT count(*) FROM idempotency_keys WHERE conversation_id = $1`, x.ID); n != 0 {
-		t.Errorf("%d Idempotency-Key records of the expired conversation left by a pass cut off before its messages, want 0", n)
+	if n := f.count(`SELECT count(*) FROM messages WHERE conversation_id = $1`, x.ID); n != 1 {
+		t.Fatalf("%d messages left by a pass cut off after its first batch of one, want 1", n)
+	}
+	if n := f.count(`SELECT count(*) FROM idempotency_keys k WHERE conversation_id = $1
+		AND NOT EXISTS (SELECT FROM messages m WHERE m.id = k.message_id)`, x.ID); n != 0 {
+		t.Errorf("%d Idempotency-Key records of deleted messages left by a pass cut off between batches, want 0", n)
+	}
+	if n := f.count(`SELECT count(*) FROM messages m WHERE conversation_id = $1
+		AND NOT EXISTS (SELECT FROM idempotency_keys k WHERE k.message_id = m.id)`, x.ID); n != 0 {
+		t.Errorf("%d messages left without their Idempotency-Key record, want 0", n)
+	}
+}
+
+// revivingStore moves the stay of one reservation later just before the first PurgeMessages of
+// a pass, as an operator's change of dates committing while the pass runs would.
+type revivingStore struct {
+	purge.Store
+	revive func()
+}
+
+func (s *revivingStore) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, int, int, error) {
+	if s.revive != nil {
+		s.revive()
+		s.revive = nil
+	}
+	return s.Store.PurgeMessages(ctx, ids, cutoff, limit)
+}
+
+// TestRevivedConversationKeepsItsIdempotencyRecords: with RETENTION_DAYS equal to
+// GUEST_WINDOW_DAYS, an expiring conversation can hold an Idempotency-Key record under 24 hours
+// old. A change of the reservation that moves its stay later while a pass runs takes the
+// conversation out of the purge's reach; whatever of it the pass has not deleted by then must
+// still answer as before, so a replay of the send answers the first message and stores nothing.
+// (Found on a reread of the pass's order: the records went in a batch of their own before the
+// messages, so a change committing between the two left the messages without their records,
+// and the replay stored a second message.)
+func TestRevivedConversationKeepsItsIdempotencyRecords(t *testing.T) {
+	w := messaging.Windows{GuestDays: 10, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 10}
+	f := newFixture(t, w)
+	x := f.reservation("X-REVIVED", "2026-07-05")
+	expiry := x.StayEnd.Add(10 * 24 * time.Hour)
+	f.clock.Set(expiry.Add(-time.Millisecond))
+	first := f.send(f.guest, x, "last word", "late-key")
+	f.clock.Set(expiry)
+	store := &revivingStore{Store: f.store, revive: func() { f.reservation("X-REVIVED", "2026-08-30") }}
+	worker := purge.New(store, w, f.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := worker.RunOnce(f.ctx); err != nil {
+		t.Fatalf("RunOnce = %v", err)
+	}
+	if again := f.send(f.guest, x, "last word", "late-key"); again != first {
+		t.Errorf("replay after the stay moved during a pass = %v, want the first message %v", again, first)
+	}
+	if n := f.count(`SELECT count(*) FROM messages WHERE conversation_id = $1`, x.ID); n != 1 {
+		t.Errorf("%d messages in the revived conversation, want the first one alone", n)
 	}
 }
 
