@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/guestmsg/messaging/db"
 	"github.com/guestmsg/messaging/internal/pgtest"
@@ -123,5 +124,76 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	}
 	if v, dirty, err := mg.Version(); err != nil || dirty || v != latest {
 		t.Errorf("version after up again = %d (dirty %t), %v; want %d", v, dirty, err, latest)
+	}
+}
+
+// privateColumns hold what guests, properties and partners wrote; migration 8 keeps them out of
+// PostgreSQL's statistics, where samples of deleted rows would outlive the purge.
+var privateColumns = []string{
+	"messages.content", "conversations.reservation_id", "conversations.guest_name",
+	"attachments.file_name", "attachments.content", "idempotency_keys.key",
+}
+
+// sampledPrivateColumns returns the private columns that pg_statistic holds samples of.
+func sampledPrivateColumns(t *testing.T, conn *sqlx.DB) []string {
+	t.Helper()
+	var sampled []string
+	if err := conn.Select(&sampled, `SELECT tablename || '.' || attname FROM pg_stats
+		WHERE schemaname = current_schema() AND tablename || '.' || attname = ANY($1) ORDER BY 1`,
+		pq.Array(privateColumns)); err != nil {
+		t.Fatal(err)
+	}
+	return sampled
+}
+
+// TestPrivateColumnsAreNeverSampled: ANALYZE (autovacuum runs it as tables change) keeps samples
+// of a column's values in pg_statistic until the next ANALYZE of the table, so text the purge
+// deleted could be read there long after. Migration 8 drops the samples already gathered of
+// the columns that hold what people wrote, and no ANALYZE gathers any again.
+func TestPrivateColumnsAreNeverSampled(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	mg, err := db.NewMigrator(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	if err := mg.Down(); err != nil { // to migration 7
+		t.Fatal(err)
+	}
+	conn.MustExec(`
+		INSERT INTO partners (affiliate_id, kind, name, created_at) VALUES (1, 'property', 'PMS', now()), (2, 'guest', 'App', now());
+		INSERT INTO accommodations (id, partner_id, name, created_at, updated_at) VALUES (7, 1, 'Sea View Rooms', now(), now());
+		INSERT INTO conversations (id, reservation_id, accommodation_id, property_partner_id, guest_name, checkin, checkout,
+			status, stay_end, guest_participant_id, property_participant_id, created_at, updated_at)
+		SELECT gen_random_uuid(), 'R' || i, 7, 1, 'Guest ' || i, '2026-07-01', '2026-07-05', 'confirmed', '2026-07-06',
+			gen_random_uuid(), gen_random_uuid(), now(), now()
+		FROM generate_series(1, 50) i;
+		INSERT INTO messages (id, conversation_id, sender, content, created_at)
+		SELECT gen_random_uuid(), id, 'guest', 'a private note ' || reservation_id, now() FROM conversations;
+		INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)
+		SELECT 2, 'key ' || m.id, '\x00', m.id, m.conversation_id, now() FROM messages m;
+		INSERT INTO attachments (id, conversation_id, uploader_id, file_name, file_type, file_size, sha256, content, created_at)
+		SELECT gen_random_uuid(), id, 2, 'passport ' || reservation_id || '.png', 'image/png', 4, sha256(reservation_id::bytea),
+			convert_to(right(reservation_id || 'xxxx', 4), 'UTF8'), now()
+		FROM conversations;
+		ANALYZE`)
+	if sampled := sampledPrivateColumns(t, conn); len(sampled) != len(privateColumns) {
+		t.Fatalf("before migration 8, ANALYZE sampled %v; want every private column (the test's premise)", sampled)
+	}
+	if err := mg.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sampled := sampledPrivateColumns(t, conn); len(sampled) != 0 {
+		t.Errorf("after migration 8, pg_statistic still holds samples of %v", sampled)
+	}
+	conn.MustExec(`ANALYZE`)
+	if sampled := sampledPrivateColumns(t, conn); len(sampled) != 0 {
+		t.Errorf("after migration 8, ANALYZE sampled %v", sampled)
+	}
+	var others int
+	if err := conn.Get(&others, `SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'messages'`); err != nil || others == 0 {
+		t.Errorf("after migration 8, ANALYZE gathered %d statistics of the messages' other columns (%v), want them kept", others, err)
 	}
 }

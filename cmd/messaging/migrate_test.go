@@ -131,32 +131,32 @@ func TestKilledStartUpMigrationHasAWayOut(t *testing.T) {
 // The purge does not migrate, and runs only on the schema its code is written for: on an older
 // or a dirty one it says what to do and removes nothing.
 func TestPurgeNeedsTheCurrentSchema(t *testing.T) {
-	dsn := migratedTo(t, 6)
+	dsn := migratedTo(t, 7)
 	cfg := env(map[string]string{"DATABASE_URL": dsn})
 	var out strings.Builder
 	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil ||
-		!strings.Contains(err.Error(), "the schema is at version 6 and this binary needs 7: run `messaging migrate up` first") {
-		t.Errorf("purge at version 6 = %v, want the versions and `messaging migrate up`", err)
+		!strings.Contains(err.Error(), "the schema is at version 7 and this binary needs 8: run `messaging migrate up` first") {
+		t.Errorf("purge at version 7 = %v, want the versions and `messaging migrate up`", err)
 	}
 	if out.Len() > 0 {
-		t.Errorf("purge at version 6 logged %q, want no pass", out.String())
+		t.Errorf("purge at version 7 logged %q, want no pass", out.String())
 	}
 	if err := run(context.Background(), []string{"migrate", "up"}, cfg, &out); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()
 	if err := run(context.Background(), []string{"purge"}, cfg, &out); err != nil || !strings.Contains(out.String(), "purge") {
-		t.Errorf("purge at version 7 = %v, logged %q; want a pass", err, out.String())
+		t.Errorf("purge at version 8 = %v, logged %q; want a pass", err, out.String())
 	}
 	conn := sqlx.MustConnect("postgres", dsn)
 	defer conn.Close()
 	conn.MustExec(`UPDATE schema_migrations SET dirty = true`)
-	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "messaging migrate force 7") {
+	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "messaging migrate force 8") {
 		t.Errorf("purge on a dirty version = %v, want the way out named", err)
 	}
-	conn.MustExec(`UPDATE schema_migrations SET version = 8, dirty = false`)
-	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "newer than this binary's 7") {
-		t.Errorf("purge at version 8 = %v, want it refused", err)
+	conn.MustExec(`UPDATE schema_migrations SET version = 9, dirty = false`)
+	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "newer than this binary's 8") {
+		t.Errorf("purge at version 9 = %v, want it refused", err)
 	}
 }
 
@@ -193,35 +193,35 @@ func TestDirtyFirstMigrationWayOut(t *testing.T) {
 	if err := run(context.Background(), []string{"migrate", "up"}, cfg, &out); err != nil {
 		t.Errorf("migrate up after `migrate force 0`, as the dirty-version message says = %v, want every migration applied", err)
 	}
-	if v, dirty := migrationVersion(t, dsn); v != 7 || dirty {
-		t.Errorf("version %d (dirty %t), want 7, clean", v, dirty)
+	if v, dirty := migrationVersion(t, dsn); v != 8 || dirty {
+		t.Errorf("version %d (dirty %t), want 8, clean", v, dirty)
 	}
-	if err := run(context.Background(), []string{"migrate", "force", "8"}, cfg, &out); err == nil ||
-		!strings.Contains(err.Error(), "version 8 is not one of this binary's migrations") {
-		t.Errorf("migrate force 8 = %v, want it refused", err)
+	if err := run(context.Background(), []string{"migrate", "force", "9"}, cfg, &out); err == nil ||
+		!strings.Contains(err.Error(), "version 9 is not one of this binary's migrations") {
+		t.Errorf("migrate force 9 = %v, want it refused", err)
 	}
-	if v, dirty := migrationVersion(t, dsn); v != 7 || dirty {
-		t.Errorf("version %d (dirty %t) after a refused force, want 7, clean", v, dirty)
+	if v, dirty := migrationVersion(t, dsn); v != 8 || dirty {
+		t.Errorf("version %d (dirty %t) after a refused force, want 8, clean", v, dirty)
 	}
 }
 
 // TestDirtyNewerVersionWayOutIsRunnable: a schema left dirty at a version this binary does not
-// have (a newer binary's migration 8 was interrupted, and the deployment rolled back to this
+// have (a newer binary's migration 9 was interrupted, and the deployment rolled back to this
 // binary) is refused by `migrate up`, `serve` and `purge` with advice this binary can follow: to
-// repair it with the binary that has migration 8, not a `migrate force 8` that it refuses.
+// repair it with the binary that has migration 9, not a `migrate force 9` that it refuses.
 // (Found by review: the message named `migrate force 8`.)
 func TestDirtyNewerVersionWayOutIsRunnable(t *testing.T) {
-	dsn := migratedTo(t, 7)
+	dsn := migratedTo(t, 8)
 	conn := sqlx.MustConnect("postgres", dsn)
 	defer conn.Close()
-	conn.MustExec(`UPDATE schema_migrations SET version = 8, dirty = true`) // a newer binary's migration 8, interrupted
+	conn.MustExec(`UPDATE schema_migrations SET version = 9, dirty = true`) // a newer binary's migration 9, interrupted
 	cfg := env(map[string]string{"DATABASE_URL": dsn})
 	for _, args := range [][]string{{"migrate", "up"}, {"purge"}} {
 		var out strings.Builder
 		err := run(context.Background(), args, cfg, &out)
-		if err == nil || !strings.Contains(err.Error(), "version 8 is dirty, and newer than this binary's 7") ||
-			strings.Contains(err.Error(), "migrate force 8") {
-			t.Errorf("%q on dirty version 8 = %v; want it refused, naming the newer binary as the way out", args, err)
+		if err == nil || !strings.Contains(err.Error(), "version 9 is dirty, and newer than this binary's 8") ||
+			strings.Contains(err.Error(), "migrate force 9") {
+			t.Errorf("%q on dirty version 9 = %v; want it refused, naming the newer binary as the way out", args, err)
 		}
 	}
 }
