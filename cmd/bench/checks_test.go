@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -160,6 +161,41 @@ func TestExpectedPages(t *testing.T) {
 		slices.Reverse(want)
 		if len(pages[i]) != []int{100, 30}[i] || !slices.Equal(pages[i], want) {
 			t.Errorf("page of partner %d = %d ids, want the 100 oldest queued (or all), newest first", p.ID, len(pages[i]))
+		}
+	}
+}
+
+// TestReadScenariosFailWithoutACheckedAnswer: BENCHMARKS.md says the latest scenario
+// checks that "every page is exactly the page its partner's queue holds", and the conversation
+// scenario that "the answer is that conversation, and its messages begin with exactly those
+// stored"; a failed check makes the bench exit 1. Against a service that answers every request
+// 503 (or 429), not one page or conversation is checked, so the check "no wrong answer" fails.
+// (Found by review: every check of both scenarios passed.)
+func TestReadScenariosFailWithoutACheckedAnswer(t *testing.T) {
+	ctx := context.Background()
+	b, sd := ceilingBench(t, 200)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "2")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"request_id":"r","errors":[{"id":"unavailable","message":"The service is unavailable; retry later."}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	b.baseURL = srv.URL
+	b.opt.duration = 300 * time.Millisecond
+	l := newLoad(b, sd)
+	for _, name := range []string{"latest", "conversation"} {
+		rows, err := l.scenario(ctx, name)
+		if err != nil {
+			t.Fatalf("scenario %s: %v", name, err)
+		}
+		failed := false
+		for _, c := range rows[0].Checks {
+			failed = failed || !c.OK
+		}
+		if !failed {
+			t.Errorf("scenario %s with every answer 503 (%d requests, %d errors): checks %+v all passed, want one failed: no answer was checked",
+				name, rows[0].Requests, rows[0].Errors, rows[0].Checks)
 		}
 	}
 }

@@ -101,7 +101,8 @@ type opStats struct {
 // wrongAnswer is an answer the contract does not allow to a valid request: a page not as the
 // queue holds it, a conversation without its messages, a download without the bytes uploaded.
 // A request that fails otherwise (a timeout, a 503) is an error of the load; a wrong answer
-// also fails the run ("no wrong answer").
+// also fails the run ("no wrong answer"), and so does a scenario in which every request failed,
+// since then no answer was checked.
 type wrongAnswer struct{ msg string }
 
 func (e *wrongAnswer) Error() string { return e.msg }
@@ -280,7 +281,10 @@ func results(name string, clients int, ws []*worker, m measurement, checks []che
 	if all.wrong > 0 {
 		detail += ", the first: " + all.firstWrong
 	}
-	checks = append([]check{{Name: "no wrong answer", OK: all.wrong == 0, Detail: detail}}, checks...)
+	if top.Requests == 0 {
+		detail += "; not one answered without an error, so nothing was checked"
+	}
+	checks = append([]check{{Name: "no wrong answer", OK: all.wrong == 0 && top.Requests > 0, Detail: detail}}, checks...)
 	top.MachineBusyPct, top.ServerPeakRSSMB, top.Checks = m.busyPct, m.peakRSSMB, checks
 	out := []scenarioResult{top}
 	if len(kinds) > 1 {
