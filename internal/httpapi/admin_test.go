@@ -3,23 +3,15 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/guestmsg/messaging/api"
-	"github.com/guestmsg/messaging/internal/httpapi"
 	"github.com/guestmsg/messaging/internal/messaging"
-	"github.com/guestmsg/messaging/internal/pgtest"
-	"github.com/guestmsg/messaging/internal/postgres"
 )
 
 func TestAdminPartnersAndKeys(t *testing.T) {
@@ -136,17 +128,7 @@ func TestAdminNeedsItsToken(t *testing.T) {
 }
 
 func TestAdminAPIIsHiddenWithoutToken(t *testing.T) {
-	pool, err := postgres.Open(pgtest.DSN(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := postgres.New(context.Background(), pool)
-	svc := messaging.NewService(store, messaging.DefaultWindows, time.Now)
-	srv := httptest.NewServer(httpapi.New(svc, store, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		httpapi.Config{MaxBodyBytes: 1 << 20, DBTimeout: time.Second}, prometheus.NewRegistry()))
-	defer srv.Close()
-	e := &env{t: t, url: srv.URL}
+	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, noAdmin: true})
 	for _, r := range []struct{ method, path string }{
 		{http.MethodPost, "/admin/partners"}, {http.MethodGet, "/admin/partners"},
 		{http.MethodDelete, "/admin/keys/x"}, {http.MethodGet, "/admin"},
@@ -221,6 +203,8 @@ func TestAdminAccommodationsAndReservations(t *testing.T) {
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled"}, "missing_parameter", "cancelled_at"},
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "pending"}, "invalid_parameter", "status"},
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "yesterday"}, "invalid_parameter", "cancelled_at"},
+		// Checked whenever given, as openapi.yaml says, and used only when cancelled (below).
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "confirmed", CancelledAt: "yesterday"}, "invalid_parameter", "cancelled_at"},
 		// Windows past the year 9999 would need a timestamp of five digits (the default retention
 		// is 365 days past the stay end).
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "9999-12-31"}, "invalid_parameter", "checkout"},
@@ -232,6 +216,10 @@ func TestAdminAccommodationsAndReservations(t *testing.T) {
 		if !ok || apiErr.ID() != tc.errID || len(apiErr.Errors) == 0 || apiErr.Errors[0].Message != "Parameter '"+tc.field+"' is "+map[string]string{"invalid_parameter": "invalid", "missing_parameter": "missing"}[tc.errID]+"." {
 			t.Errorf("PutReservation(%+v) = %v, want %s on %s", tc.req, err, tc.errID, tc.field)
 		}
+	}
+	if r, err := e.admin.PutReservation(ctx, "R-confirmed", api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05",
+		Status: "confirmed", CancelledAt: "2026-06-01T10:00:00.000Z"}); err != nil || r.StayEnd != "2026-07-06T00:00:00.000Z" || r.CancelledAt != "" {
+		t.Errorf("PutReservation(confirmed, with a cancelled_at) = %+v, %v; want it ignored: stay end 2026-07-06T00:00:00.000Z", r, err)
 	}
 	// The last checkout whose windows the wire can write: its data is kept until 9999-12-31.
 	if r, err := e.admin.PutReservation(ctx, "R-far", api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "9998-12-30"}); err != nil || r.StayEnd != "9998-12-31T00:00:00.000Z" {

@@ -58,6 +58,7 @@ type envOptions struct {
 	service   []messaging.Option                            // options of the service
 	rateLimit func(now func() time.Time) *ratelimit.Limiter // nil: no rate limit
 	wrapStore func(messaging.Store) messaging.Store         // nil: the store as it is
+	noAdmin   bool                                          // no ADMIN_TOKEN: the admin API answers 404
 }
 
 func newEnvOpts(t testing.TB, o envOptions) *env {
@@ -75,6 +76,9 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 	}
 	svc := messaging.NewService(svcStore, o.windows, c.Now, o.service...)
 	cfg := httpapi.Config{AdminToken: adminToken, MaxBodyBytes: 2 << 20, DBTimeout: 10 * time.Second}
+	if o.noAdmin {
+		cfg.AdminToken = ""
+	}
 	if o.rateLimit != nil {
 		cfg.RateLimit = o.rateLimit(c.Now)
 	}

@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"bufio"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -23,7 +25,40 @@ func TestRouteTableMatchesOpenAPI(t *testing.T) {
 	}
 }
 
+// openAPIOperations lists openapi.yaml's operations as "METHOD /path", in the file's order.
 func openAPIOperations(t *testing.T, file string) []string {
+	t.Helper()
+	var ops []string
+	for _, p := range openAPIPaths(t, file) {
+		for _, m := range p.methods {
+			ops = append(ops, m+" "+p.path)
+		}
+	}
+	return ops
+}
+
+// DocumentedStatuses maps each path of openapi.yaml, as written there, and each of its methods
+// to the statuses the method's responses document (for the tests of package httpapi_test).
+func DocumentedStatuses(t *testing.T) map[string]map[string][]int {
+	t.Helper()
+	out := map[string]map[string][]int{}
+	for _, p := range openAPIPaths(t, "../../openapi.yaml") {
+		out[p.path] = p.statuses
+	}
+	return out
+}
+
+// openAPIPath is one path of openapi.yaml: its methods in the file's order, and the statuses
+// each documents.
+type openAPIPath struct {
+	path     string
+	methods  []string
+	statuses map[string][]int
+}
+
+// openAPIPaths reads the paths of openapi.yaml in the file's order. A path item that is a $ref
+// stands for the path it names.
+func openAPIPaths(t *testing.T, file string) []openAPIPath {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
@@ -33,10 +68,11 @@ func openAPIOperations(t *testing.T, file string) []string {
 	pathRE := regexp.MustCompile(`^  (/\S*):\s*$`)
 	methodRE := regexp.MustCompile(`^    (get|put|post|delete|patch):\s*$`)
 	refRE := regexp.MustCompile(`^    \$ref: '#/paths/(\S+)'\s*$`)
-	methods := map[string][]string{}
-	var order []string
+	statusRE := regexp.MustCompile(`^        '(\d{3})':`)
+	var paths []openAPIPath
+	byPath := map[string]int{}
 	var inPaths bool
-	var current string
+	var method string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
@@ -47,23 +83,27 @@ func openAPIOperations(t *testing.T, file string) []string {
 			inPaths = false
 		case !inPaths:
 		case pathRE.MatchString(line):
-			current = pathRE.FindStringSubmatch(line)[1]
-			order = append(order, current)
+			path := pathRE.FindStringSubmatch(line)[1]
+			byPath[path] = len(paths)
+			paths = append(paths, openAPIPath{path: path, statuses: map[string][]int{}})
+			method = ""
 		case methodRE.MatchString(line):
-			methods[current] = append(methods[current], strings.ToUpper(methodRE.FindStringSubmatch(line)[1]))
+			method = strings.ToUpper(methodRE.FindStringSubmatch(line)[1])
+			p := &paths[len(paths)-1]
+			p.methods = append(p.methods, method)
 		case refRE.MatchString(line):
-			ref := strings.NewReplacer("~1", "/", "~0", "~").Replace(refRE.FindStringSubmatch(line)[1])
-			methods[current] = append(methods[current], methods[ref]...)
+			ref := paths[byPath[strings.NewReplacer("~1", "/", "~0", "~").Replace(refRE.FindStringSubmatch(line)[1])]]
+			p := &paths[len(paths)-1]
+			p.methods = append(p.methods, ref.methods...)
+			maps.Copy(p.statuses, ref.statuses)
+		case method != "" && statusRE.MatchString(line):
+			n, _ := strconv.Atoi(statusRE.FindStringSubmatch(line)[1])
+			p := &paths[len(paths)-1]
+			p.statuses[method] = append(p.statuses[method], n)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	var ops []string
-	for _, p := range order {
-		for _, m := range methods[p] {
-			ops = append(ops, m+" "+p)
-		}
-	}
-	return ops
+	return paths
 }
