@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -124,13 +125,13 @@ type accommodationBody struct {
 }
 
 type reservationBody struct {
-	refBody
-	GuestPartner *int64 `json:"guest_partner"`
-	GuestName    string `json:"guest_name"`
-	Checkin      string `json:"checkin"`
-	Checkout     string `json:"checkout"`
-	Status       string `json:"status"`
-	CancelledAt  string `json:"cancelled_at"`
+	Accommodation json.RawMessage `json:"accommodation"`
+	GuestPartner  *int64          `json:"guest_partner"`
+	GuestName     string          `json:"guest_name"`
+	Checkin       string          `json:"checkin"`
+	Checkout      string          `json:"checkout"`
+	Status        string          `json:"status"`
+	CancelledAt   string          `json:"cancelled_at"`
 }
 
 func (s *Server) putReservation(c echo.Context) error {

@@ -458,3 +458,57 @@ func grepLines(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestReservationCancellationInstant: a cancellation instant is the stay end it defines (§6),
+// written in UTC with milliseconds (§2), whatever offset and precision it was given with: an
+// offset beyond PostgreSQL's ±15:59 (RFC 3339 allows ±23:59) is taken as the instant it names,
+// more digits are cut as the stay end cuts them, and an instant before the year 0, which the
+// wire's four-digit years cannot write, is refused. (Found by review: the first was a 500, the
+// second answered a cancelled_at a millisecond after its stay end, the third a year -0001.)
+func TestReservationCancellationInstant(t *testing.T) {
+	e := newEnv(t)
+	property, guest := e.partner("property"), e.partner("guest")
+	acc := e.accommodation(property, "Sea View Rooms")
+	h := map[string]string{"Authorization": "Bearer " + adminToken, "Content-Type": "application/json"}
+	for _, tc := range []struct{ checkin, cancelledAt, want string }{
+		{"2026-07-01", "2026-06-20T10:00:00+16:00", "2026-06-19T18:00:00.000Z"},
+		{"2026-07-01", "2026-06-20T10:00:00-16:00", "2026-06-21T02:00:00.000Z"},
+		{"2026-07-01", "2026-06-20T10:00:00+23:59", "2026-06-19T10:01:00.000Z"},
+		{"2026-07-01", "2026-06-20T10:00:00.9999999Z", "2026-06-20T10:00:00.999Z"},
+		{"0000-01-01", "0000-01-01T00:00:00+01:00", ""}, // -0001-12-31T23:00:00Z: refused
+	} {
+		body := fmt.Sprintf(`{"accommodation":%q,"guest_partner":%d,"checkin":%q,"checkout":"2026-07-05","status":"cancelled","cancelled_at":%q}`,
+			acc, guest.AffiliateID, tc.checkin, tc.cancelledAt)
+		a := e.raw(http.MethodPut, "/admin/reservations/R-cancelled", h, body)
+		if tc.want == "" {
+			if a.status != http.StatusBadRequest || a.errorID(t) != "invalid_parameter" || !strings.Contains(string(a.body), "'cancelled_at'") {
+				t.Errorf("PUT reservation cancelled at %s = %d %s; want 400 invalid_parameter on cancelled_at", tc.cancelledAt, a.status, a.body)
+			}
+			continue
+		}
+		if a.status != http.StatusOK {
+			t.Errorf("PUT reservation cancelled at %s = %d %s; want 200", tc.cancelledAt, a.status, a.body)
+			continue
+		}
+		if data := a.json(t)["data"].(map[string]any); data["cancelled_at"] != tc.want || data["stay_end"] != tc.want {
+			t.Errorf("PUT reservation cancelled at %s answered cancelled_at %v, stay_end %v; want both %s", tc.cancelledAt, data["cancelled_at"], data["stay_end"], tc.want)
+		}
+	}
+}
+
+// TestReservationBodyIgnoresUnknownFields: "Unknown request fields are ignored" (§2), the
+// partner requests' `conversation` and `reservation` included, even with a value that would be
+// refused where the field is known. (Found by review: the reservation body read both.)
+func TestReservationBodyIgnoresUnknownFields(t *testing.T) {
+	e := newEnv(t)
+	property, guest := e.partner("property"), e.partner("guest")
+	acc := e.accommodation(property, "Sea View Rooms")
+	h := map[string]string{"Authorization": "Bearer " + adminToken, "Content-Type": "application/json"}
+	for _, field := range []string{"extra", "conversation", "reservation"} {
+		body := fmt.Sprintf(`{"accommodation":%q,"guest_partner":%d,"checkin":"2026-07-01","checkout":"2026-07-05",%q:"\ud800"}`,
+			acc, guest.AffiliateID, field)
+		if a := e.raw(http.MethodPut, "/admin/reservations/R-unknown", h, body); a.status != http.StatusOK {
+			t.Errorf("PUT reservation with the unknown field %q = %d %s; want 200", field, a.status, a.body)
+		}
+	}
+}

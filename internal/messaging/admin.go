@@ -131,12 +131,15 @@ func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversati
 		if r.CancelledAt.IsZero() {
 			return Conversation{}, Missing("cancelled_at")
 		}
+		// Kept as the stay end it defines (whatever offset it was written with), so that the
+		// two are one instant on the wire.
+		r.CancelledAt = r.CancelledAt.UTC().Truncate(time.Millisecond)
 	default:
 		return Conversation{}, Invalid("status")
 	}
 	// Every instant written for the reservation must fit the wire's timestamps, whose years
-	// have four digits; the latest is the end of its retention.
-	if s.windows.ReadableUntil(Conversation{StayEnd: StayEnd(r)}, Property).Year() > 9999 {
+	// have four digits: from the stay end to the end of its retention.
+	if end := StayEnd(r); end.Year() < 0 || s.windows.ReadableUntil(Conversation{StayEnd: end}, Property).Year() > 9999 {
 		if r.Status == StatusCancelled {
 			return Conversation{}, Invalid("cancelled_at")
 		}
