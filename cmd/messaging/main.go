@@ -331,8 +331,9 @@ func bootstrap(ctx context.Context, cfg Config, args bootstrapArgs, stdout io.Wr
 		return fmt.Errorf("create partner: %w", err)
 	}
 	k, secret, err := svc.CreateKey(ctx, p.AffiliateID, args.keyName)
-	if err != nil {
-		return fmt.Errorf("create key: %w", err)
+	if err != nil { // the partner stays: say so, and how to give it a key
+		return fmt.Errorf("partner %d was created, but its key was not (issue one with POST /admin/partners/%d/keys): %w",
+			p.AffiliateID, p.AffiliateID, err)
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
