@@ -92,8 +92,12 @@ func openAPIPaths(t *testing.T, file string) []openAPIPath {
 			p := &paths[len(paths)-1]
 			p.methods = append(p.methods, method)
 		case refRE.MatchString(line):
-			ref := paths[byPath[strings.NewReplacer("~1", "/", "~0", "~").Replace(refRE.FindStringSubmatch(line)[1])]]
-			p := &paths[len(paths)-1]
+			name := strings.NewReplacer("~1", "/", "~0", "~").Replace(refRE.FindStringSubmatch(line)[1])
+			i, ok := byPath[name]
+			if !ok {
+				t.Fatalf("openapi.yaml: %s refers to %s, which no path before it names", paths[len(paths)-1].path, name)
+			}
+			ref, p := paths[i], &paths[len(paths)-1]
 			p.methods = append(p.methods, ref.methods...)
 			maps.Copy(p.statuses, ref.statuses)
 		case method != "" && statusRE.MatchString(line):
