@@ -29,6 +29,21 @@ func (f *fixture) waitForLockWaits(n int) {
 	}
 }
 
+// edgeWindows have RETENTION_DAYS equal to GUEST_WINDOW_DAYS (allowed): a guest's send in the
+// last millisecond of its window can meet the pass that starts as the conversation expires.
+var edgeWindows = messaging.Windows{GuestDays: 10, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 10}
+
+// lastMillisecond registers reservation id (checking out 2026-07-05) on a fixture of
+// edgeWindows and sets the clock to the last millisecond of its guest's window; it returns the
+// instant the conversation expires.
+func lastMillisecond(t *testing.T, id string) (*fixture, messaging.Conversation, time.Time) {
+	f := newFixture(t, edgeWindows)
+	x := f.reservation(id, "2026-07-05")
+	expiry := x.StayEnd.Add(time.Duration(edgeWindows.RetentionDays) * 24 * time.Hour)
+	f.clock.Set(expiry.Add(-time.Millisecond))
+	return f, x, expiry
+}
+
 // TestPurgeLeavesAConversationARacingSendWroteTo: with RETENTION_DAYS equal to
 // GUEST_WINDOW_DAYS (allowed), a guest send decided in the last millisecond of its window can
 // commit while the pass that starts at expiry runs, and holds the conversation row FOR SHARE
@@ -37,8 +52,7 @@ func (f *fixture) waitForLockWaits(n int) {
 // records and the orphan uploads of the others included). It used to decide on a snapshot taken
 // before the send committed, delete the row, and fail the whole pass on the message's foreign key.
 func TestPurgeLeavesAConversationARacingSendWroteTo(t *testing.T) {
-	w := messaging.Windows{GuestDays: 10, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 10}
-	f := newFixture(t, w)
+	f := newFixture(t, edgeWindows)
 	x := f.reservation("X-RACE", "2026-07-05")
 	f.send(f.guest, x, "early", "")
 	y := f.reservation("Y-LIVE", "2026-08-05")
@@ -111,18 +125,25 @@ func TestPurgeLeavesAConversationARacingSendWroteTo(t *testing.T) {
 	}
 }
 
-// cutOffStore lets the first PurgeMessages of a pass through and fails the others, as a pass
-// cut off there (a timeout, a restart) would.
-type cutOffStore struct {
+// hookStore runs before ahead of each PurgeMessages of the store, with the call's number from 1;
+// an error it returns is the call's, as a pass cut off there (a timeout, a restart) would get.
+type hookStore struct {
 	purge.Store
-	calls int
+	before func(call int) error
+	calls  int
 }
 
-func (s *cutOffStore) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, int, int, error) {
-	if s.calls++; s.calls > 1 {
-		return 0, 0, 0, errors.New("cut off")
+func (s *hookStore) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, int, int, error) {
+	s.calls++
+	if err := s.before(s.calls); err != nil {
+		return 0, 0, 0, err
 	}
 	return s.Store.PurgeMessages(ctx, ids, cutoff, limit)
+}
+
+// hookedWorker is a worker of edgeWindows on the fixture's store, hooked.
+func (f *fixture) hookedWorker(before func(call int) error) *purge.Worker {
+	return purge.New(&hookStore{Store: f.store, before: before}, edgeWindows, f.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // TestPassCutOffLeavesNoRecordOfADeletedMessage: an expired conversation's messages go in the
@@ -130,15 +151,16 @@ func (s *cutOffStore) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff
 // leaves no record whose replay would answer the id of a message already deleted, and none of
 // the messages left without its record.
 func TestPassCutOffLeavesNoRecordOfADeletedMessage(t *testing.T) {
-	w := messaging.Windows{GuestDays: 10, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 10}
-	f := newFixture(t, w)
-	x := f.reservation("X-CUT", "2026-07-05")
-	expiry := x.StayEnd.Add(10 * 24 * time.Hour)
-	f.clock.Set(expiry.Add(-time.Millisecond))
+	f, x, expiry := lastMillisecond(t, "X-CUT")
 	f.send(f.guest, x, "last word", "late-key") // records under 24 hours old at expiry
 	f.send(f.guest, x, "really the last", "later-key")
 	f.clock.Set(expiry)
-	worker := purge.New(&cutOffStore{Store: f.store}, w, f.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	worker := f.hookedWorker(func(call int) error {
+		if call > 1 {
+			return errors.New("cut off")
+		}
+		return nil
+	})
 	worker.RowBatch = 1
 	if _, err := worker.RunOnce(f.ctx); err == nil {
 		t.Fatal("RunOnce with the second PurgeMessages failing = nil, want the error")
@@ -156,21 +178,6 @@ func TestPassCutOffLeavesNoRecordOfADeletedMessage(t *testing.T) {
 	}
 }
 
-// revivingStore moves the stay of one reservation later just before the first PurgeMessages of
-// a pass, as an operator's change of dates committing while the pass runs would.
-type revivingStore struct {
-	purge.Store
-	revive func()
-}
-
-func (s *revivingStore) PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, int, int, error) {
-	if s.revive != nil {
-		s.revive()
-		s.revive = nil
-	}
-	return s.Store.PurgeMessages(ctx, ids, cutoff, limit)
-}
-
 // TestRevivedConversationKeepsItsIdempotencyRecords: with RETENTION_DAYS equal to
 // GUEST_WINDOW_DAYS, an expiring conversation can hold an Idempotency-Key record under 24 hours
 // old. A change of the reservation that moves its stay later while a pass runs takes the
@@ -180,15 +187,15 @@ func (s *revivingStore) PurgeMessages(ctx context.Context, ids []uuid.UUID, cuto
 // messages, so a change committing between the two left the messages without their records,
 // and the replay stored a second message.)
 func TestRevivedConversationKeepsItsIdempotencyRecords(t *testing.T) {
-	w := messaging.Windows{GuestDays: 10, PropertySendDays: 7, PropertyReplyDays: 14, RetentionDays: 10}
-	f := newFixture(t, w)
-	x := f.reservation("X-REVIVED", "2026-07-05")
-	expiry := x.StayEnd.Add(10 * 24 * time.Hour)
-	f.clock.Set(expiry.Add(-time.Millisecond))
+	f, x, expiry := lastMillisecond(t, "X-REVIVED")
 	first := f.send(f.guest, x, "last word", "late-key")
 	f.clock.Set(expiry)
-	store := &revivingStore{Store: f.store, revive: func() { f.reservation("X-REVIVED", "2026-08-30") }}
-	worker := purge.New(store, w, f.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	worker := f.hookedWorker(func(call int) error {
+		if call == 1 { // the stay moves later while the pass runs
+			f.reservation("X-REVIVED", "2026-08-30")
+		}
+		return nil
+	})
 	if _, err := worker.RunOnce(f.ctx); err != nil {
 		t.Fatalf("RunOnce = %v", err)
 	}
