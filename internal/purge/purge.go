@@ -36,7 +36,7 @@ type Store interface {
 	// them, in one transaction.
 	PurgeMessages(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (messages, deliveries, keys int, err error)
 	// PurgeIdempotencyKeys deletes up to limit Idempotency-Key records of the conversations
-	// ids that are still expired at cutoff (those whose message is gone already).
+	// ids that are still expired at cutoff: those the message batches left.
 	PurgeIdempotencyKeys(ctx context.Context, ids []uuid.UUID, cutoff time.Time, limit int) (int, error)
 	// PurgeAttachments deletes up to limit attachments of the conversations ids that are still
 	// expired at cutoff.
