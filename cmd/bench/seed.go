@@ -188,8 +188,6 @@ var (
 	messageColumns = []string{"id", "conversation_id", "sender", "content", "attachments", "created_at"}
 )
 
-// conversationRow is c as a confirmed reservation from checkin to checkout, created at created,
-// with its stay end computed as the service computes it.
 // partnerIDs are the affiliate ids of the seeded partners, in their order.
 func (sd *seedData) partnerIDs() []int64 {
 	ids := make([]int64, len(sd.partners))
@@ -199,6 +197,8 @@ func (sd *seedData) partnerIDs() []int64 {
 	return ids
 }
 
+// conversationRow is c as a confirmed reservation from checkin to checkout, created at created,
+// with its stay end computed as the service computes it.
 func (sd *seedData) conversationRow(c benchConv, propertyName, guestName string, checkin, checkout, created time.Time) []any {
 	stayEnd := messaging.StayEnd(messaging.Reservation{Checkout: checkout, Status: messaging.StatusConfirmed})
 	return []any{c.ID, c.Reservation, c.Accommodation, sd.partners[c.Property].ID, propertyName, sd.partners[c.Guest].ID,
