@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -63,57 +64,62 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 }
 
 // decodeObject sets each field of the struct dst points to from the member of the JSON object
-// body (valid JSON) whose name is the field's json name exactly; the last wins if a name is
-// given twice, and other members are ignored. encoding/json would also take a member whose name
-// matches a field's only when case is ignored, where the contract's names are case-sensitive
-// (§2): {"Content": ""} is an unknown field, not the content. json.RawMessage fields get the
-// value as written, others (and their UnmarshalJSON) decode it with encoding/json. A value that
-// escapes half of a UTF-16 surrogate pair alone (a raw field's last one, as only that counts) is
+// body (valid JSON) whose name is the field's json name exactly; only the last counts if a name
+// is given twice, whatever the earlier values were, and other members are ignored. encoding/json
+// would also take a member whose name matches a field's only when case is ignored, where the
+// contract's names are case-sensitive (§2): {"Content": ""} is an unknown field, not the
+// content. json.RawMessage fields get the value as written, others (and their UnmarshalJSON)
+// decode it with encoding/json. A value that escapes half of a UTF-16 surrogate pair alone is
 // 400 invalid_parameter naming its field: encoding/json would read it as U+FFFD and store other
 // text than was sent, where invalid UTF-8 bytes are refused.
 func decodeObject(body []byte, dst any) error {
 	v := reflect.ValueOf(dst).Elem()
 	fields := jsonFields(v.Type())
+	var last [maxJSONFields][]byte // each field's last value, as written; nil: not given
 	err := eachMember(body, func(name, value []byte) error {
-		for _, f := range fields {
-			if string(name) != f.name {
-				continue
-			}
-			field := v.FieldByIndex(f.index)
-			if f.raw {
-				field.SetBytes(value) // checked once the last value is known, below
+		for i, f := range fields {
+			if string(name) == f.name {
+				last[i] = value
 				return nil
 			}
-			if loneSurrogate(value) {
-				return messaging.Invalid(f.name)
-			}
-			var err error
-			if u, ok := field.Addr().Interface().(json.Unmarshaler); ok {
-				err = u.UnmarshalJSON(value) // as json.Unmarshal would, without checking value again
-			} else {
-				err = json.Unmarshal(value, field.Addr().Interface())
-			}
-			if err != nil {
-				var typeErr *json.UnmarshalTypeError
-				if errors.As(err, &typeErr) {
-					return messaging.Invalid(f.name)
-				}
-				return errBadJSON
-			}
-			return nil
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, f := range fields {
-		if f.raw && loneSurrogate(v.FieldByIndex(f.index).Bytes()) {
+	for i, f := range fields {
+		value := last[i]
+		if value == nil {
+			continue
+		}
+		if loneSurrogate(value) {
 			return messaging.Invalid(f.name)
+		}
+		field := v.FieldByIndex(f.index)
+		if f.raw {
+			field.SetBytes(value)
+			continue
+		}
+		if u, ok := field.Addr().Interface().(json.Unmarshaler); ok {
+			err = u.UnmarshalJSON(value) // as json.Unmarshal would, without checking value again
+		} else {
+			err = json.Unmarshal(value, field.Addr().Interface())
+		}
+		if err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) {
+				return messaging.Invalid(f.name)
+			}
+			return errBadJSON
 		}
 	}
 	return nil
 }
+
+// maxJSONFields bounds the fields of a struct decodeObject fills (jsonFields checks it), so that
+// their last values are kept without an allocation.
+const maxJSONFields = 16
 
 // jsonField is a struct field as decodeObject fills it.
 type jsonField struct {
@@ -138,6 +144,9 @@ func jsonFields(t reflect.Type) []jsonField {
 			continue
 		}
 		fs = append(fs, jsonField{name: name, index: f.Index, raw: f.Type == reflect.TypeFor[json.RawMessage]()})
+	}
+	if len(fs) > maxJSONFields {
+		panic(fmt.Sprintf("decodeObject: %s has %d json fields, over %d", t, len(fs), maxJSONFields))
 	}
 	jsonFieldCache.Store(t, fs)
 	return fs
