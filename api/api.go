@@ -40,6 +40,7 @@ const (
 	ErrIdempotencyKeyReused     = "idempotency_key_reused"
 	ErrIdempotencyKeyInProgress = "idempotency_key_in_progress"
 	ErrPayloadTooLarge          = "payload_too_large"
+	ErrHeadersTooLarge          = "headers_too_large" // the service's own: the contract names no 431
 	ErrUnsupportedMediaType     = "unsupported_media_type"
 	ErrRateLimited              = "rate_limited"
 	ErrInternal                 = "internal_error"

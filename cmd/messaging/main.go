@@ -110,7 +110,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	var app atomic.Pointer[httpapi.Server]
-	starting := httpapi.NewStarting(log)
+	starting := httpapi.NewStarting(log, cfg.MaxHeaderBytes)
 	// Every request's context ends when shutdown gives up on it (cutRequests), so that its
 	// database work is cancelled rather than waited for.
 	requests, cutRequests := context.WithCancel(context.Background())
@@ -128,8 +128,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// The service answers headers over MAX_HEADER_BYTES with 431 in the envelope
+		// (httpapi.Config.MaxHeaderBytes); net/http's own bound, which answers in plain text
+		// before any handler runs, lies above it, at twice that (at most 1 MiB more).
+		MaxHeaderBytes: cfg.MaxHeaderBytes + min(cfg.MaxHeaderBytes, 1<<20),
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// net/http would answer "OPTIONS *" itself, 200 without the envelope or a log line.
 		DisableGeneralOptionsHandler: true,
 	}
@@ -159,7 +162,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		app.Store(httpapi.New(svc, store, log, httpapi.Config{
 			AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, DBTimeout: cfg.RequestTimeout,
-			RateLimit: ratelimit.New(cfg.RateLimitPerMinute, ratelimit.DefaultMaxKeys, time.Now),
+			MaxHeaderBytes: cfg.MaxHeaderBytes,
+			RateLimit:      ratelimit.New(cfg.RateLimitPerMinute, ratelimit.DefaultMaxKeys, time.Now),
 		}, reg))
 		log.Info("ready")
 

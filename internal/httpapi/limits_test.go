@@ -1,11 +1,17 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +20,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/guestmsg/messaging/api"
+	"github.com/guestmsg/messaging/internal/httpapi"
 )
 
 func TestRateLimitPerPartner(t *testing.T) {
@@ -85,6 +92,52 @@ func TestKeysAreStoredOnlyAsHashes(t *testing.T) {
 		}
 		if n != 0 {
 			t.Errorf("table %s holds the key's secret in %d rows", table, n)
+		}
+	}
+}
+
+// TestHeaderLimitCountsTheBytesSent holds the service's own bound on request headers to the
+// bytes on the wire, request line and blank line included, as net/http's MaxHeaderBytes counts
+// them: a request of exactly the limit passes, one byte more is 431 in the envelope, with its
+// request id and a log line (spec §2: every answer has its request_id).
+func TestHeaderLimitCountsTheBytesSent(t *testing.T) {
+	const limit = 2048
+	logs := &syncBuffer{}
+	srv := httptest.NewServer(httpapi.NewStarting(slog.New(slog.NewJSONHandler(logs, nil)), limit))
+	t.Cleanup(srv.Close)
+	for _, extra := range []int{0, 1} {
+		id := "edge-" + strconv.Itoa(extra)
+		head := "POST /messages/latest?x=1 HTTP/1.1\r\nHost: " + srv.Listener.Addr().String() +
+			"\r\nX-Request-Id: " + id + "\r\nX-Two: a\r\nX-Two: b\r\nX-Pad: "
+		pad := limit + extra - len(head) - len("\r\nContent-Length: 0\r\n\r\n")
+		raw := head + strings.Repeat("p", pad) + "\r\nContent-Length: 0\r\n\r\n"
+		if len(raw) != limit+extra {
+			t.Fatalf("built %d bytes, want %d", len(raw), limit+extra)
+		}
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, raw)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.Close()
+		want, wantID := http.StatusServiceUnavailable, api.ErrUnavailable // within the bound: the starting service's answer
+		if extra > 0 {
+			want, wantID = http.StatusRequestHeaderFieldsTooLarge, api.ErrHeadersTooLarge
+		}
+		var env api.ErrorResponse
+		if resp.StatusCode != want || json.Unmarshal(body, &env) != nil || env.RequestID != id ||
+			resp.Header.Get("X-Request-Id") != id || len(env.Errors) != 1 || env.Errors[0].ID != wantID {
+			t.Errorf("%d bytes of headers with a limit of %d = %d %q %s, want %d %s in the envelope with its request id",
+				len(raw), limit, resp.StatusCode, resp.Header.Get("X-Request-Id"), body, want, wantID)
+		}
+		if !logs.logged(id, want) {
+			t.Errorf("no request log line with status %d for %s; logs:\n%s", want, id, logs)
 		}
 	}
 }

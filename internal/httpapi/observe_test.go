@@ -49,7 +49,7 @@ func TestEveryAnswerIsLogged(t *testing.T) {
 	})
 	t.Run("starting", func(t *testing.T) {
 		logs := &syncBuffer{}
-		srv := httptest.NewServer(httpapi.NewStarting(slog.New(slog.NewJSONHandler(logs, nil))))
+		srv := httptest.NewServer(httpapi.NewStarting(slog.New(slog.NewJSONHandler(logs, nil)), 0))
 		t.Cleanup(srv.Close)
 		e := &env{t: t, url: srv.URL}
 		if a := e.raw(http.MethodPost, "/messages/latest", map[string]string{"X-Request-Id": "starting-1"}, ""); a.status != http.StatusServiceUnavailable {

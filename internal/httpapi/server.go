@@ -28,6 +28,9 @@ type Config struct {
 	AdminToken   string        // empty: the admin API answers 404 to everything
 	MaxBodyBytes int64         // request body limit
 	DBTimeout    time.Duration // deadline of a request's database work
+	// MaxHeaderBytes bounds a request's line and header lines (431 above it); 0: no bound of
+	// the service's own. net/http's bound must lie above it (see headerBytes).
+	MaxHeaderBytes int
 	// RateLimit is the per-partner request budget, applied after authentication; nil: none.
 	RateLimit *ratelimit.Limiter
 }
@@ -59,7 +62,7 @@ func New(svc *messaging.Service, db Pinger, log *slog.Logger, cfg Config, reg *p
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(s.requestID)
-	e.Use(s.observe, s.recoverPanic, s.adminGate, wholeSegments, s.deadline)
+	e.Use(s.observe, limitHeaders(cfg.MaxHeaderBytes), s.recoverPanic, s.adminGate, wholeSegments, s.deadline)
 	methods := map[string][]string{}
 	for _, r := range s.routes() {
 		e.Add(r.method, r.path, r.handler, r.middleware...)
@@ -163,6 +166,40 @@ func wholeSegments(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// limitHeaders answers 431 in the error envelope to a request whose line and header lines come
+// to more than limit bytes (headerBytes); limit 0: none. net/http refuses headers itself only
+// above its own MaxHeaderBytes, which the server sets higher (cmd/messaging), and then answers
+// in plain text, before any handler runs.
+func limitHeaders(limit int) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if limit <= 0 {
+			return next
+		}
+		return func(c echo.Context) error {
+			if headerBytes(c.Request()) > limit {
+				return errHeadersTooLarge
+			}
+			return next(c)
+		}
+	}
+}
+
+// headerBytes is the size of r's request line and header lines as they were sent, each
+// "Name: value" and its CRLF, with the blank line that ends them: what net/http's MaxHeaderBytes
+// counts (net/http takes Host out of the header map into r.Host).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(" ") + len(r.RequestURI) + len(" ") + len(r.Proto) + len("\r\n\r\n")
+	if r.Host != "" {
+		n += len("Host: \r\n") + len(r.Host)
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			n += len(name) + len(": \r\n") + len(v)
+		}
+	}
+	return n
 }
 
 // deadline bounds the database work of every request.

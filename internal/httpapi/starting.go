@@ -12,16 +12,17 @@ import (
 
 // NewStarting returns the handler of a service that cannot serve yet because it has not
 // reached and migrated its database: GET /healthz answers 200 (the process is up) and every
-// other request 503 unavailable with Retry-After, in the error envelope. Each request is logged
+// other request 503 unavailable with Retry-After, in the error envelope (headers over
+// maxHeaderBytes 431, as in the running service; 0: no bound). Each request is logged
 // as the running service logs it; its metrics are not kept (no /metrics is served yet).
-func NewStarting(log *slog.Logger) http.Handler {
+func NewStarting(log *slog.Logger, maxHeaderBytes int) http.Handler {
 	s := &Server{echo: echo.New(), log: log, metrics: newMetrics(prometheus.NewRegistry())}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(s.requestID)
 	// Not a route for the rest: a request no route could match ("OPTIONS *", say) is 503 too.
-	e.Use(s.observe, func(next echo.HandlerFunc) echo.HandlerFunc {
+	e.Use(s.observe, limitHeaders(maxHeaderBytes), func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if c.Request().Method != http.MethodGet || c.Path() != "/healthz" {
 				return messaging.ErrUnavailable

@@ -11,7 +11,7 @@ import (
 )
 
 func TestStartingServiceAnswersUnavailable(t *testing.T) {
-	srv := httptest.NewServer(httpapi.NewStarting(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv := httptest.NewServer(httpapi.NewStarting(slog.New(slog.NewTextHandler(io.Discard, nil)), 0))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, url: srv.URL}
 	if a := e.raw(http.MethodGet, "/healthz", nil, ""); a.status != http.StatusOK {
@@ -29,7 +29,7 @@ func TestStartingServiceAnswersUnavailable(t *testing.T) {
 	// A request of no path at all, which the server passes on as it is (DisableGeneralOptionsHandler).
 	req := httptest.NewRequest(http.MethodOptions, "*", nil)
 	rec := httptest.NewRecorder()
-	httpapi.NewStarting(slog.New(slog.NewTextHandler(io.Discard, nil))).ServeHTTP(rec, req)
+	httpapi.NewStarting(slog.New(slog.NewTextHandler(io.Discard, nil)), 0).ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("X-Request-Id") == "" {
 		t.Errorf("OPTIONS * while starting = %d %v, want 503 with X-Request-Id", rec.Code, rec.Header())
 	}
