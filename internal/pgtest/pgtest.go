@@ -120,6 +120,37 @@ func DB(t testing.TB) *sqlx.DB {
 	return conn
 }
 
+// RefusingDSN returns the DSN of a new, migrated database for t (see [DSN]) as a role whose
+// every connection PostgreSQL refuses with SQLSTATE 53300, as it refuses all of them at
+// max_connections (its CONNECTION LIMIT is 0). The role is dropped when t ends.
+func RefusingDSN(t testing.TB) string {
+	t.Helper()
+	dsn := DSN(t)
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	role := "refused_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if _, err := suite.admin.ExecContext(ctx, "CREATE ROLE "+role+" LOGIN CONNECTION LIMIT 0"); err != nil {
+		t.Fatalf("pgtest: create role %s: %v", role, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		if _, err := suite.admin.ExecContext(ctx, "DROP ROLE "+role); err != nil {
+			t.Errorf("pgtest: drop role %s: %v", role, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	return u.String()
+}
+
 // StartCluster initialises a PostgreSQL cluster in dir unless it holds one already, starts it on
 // 127.0.0.1:port unless it is running, and returns the DSN of its postgres database. Unlike the
 // cluster behind DSN it keeps every committed transaction when the server is stopped or killed,

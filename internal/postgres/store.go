@@ -259,8 +259,10 @@ func translate(err error) error {
 		return messaging.ErrNotFound
 	case errors.As(err, &pqErr) && pqErr.Code == "23505": // unique_violation
 		return messaging.ErrConflict
-	case errors.As(err, &pqErr) && (pqErr.Code.Class() == "08" || pqErr.Code.Class() == "57"):
-		// connection exceptions; admin shutdown, crash shutdown, cannot connect now
+	case errors.As(err, &pqErr) && (pqErr.Code.Class() == "08" || pqErr.Code.Class() == "57" || pqErr.Code.Class() == "53"):
+		// connection exceptions; admin shutdown, crash shutdown, cannot connect now;
+		// insufficient resources: too many connections (max_connections, or a role's or
+		// database's CONNECTION LIMIT), out of memory, disk full, which may pass
 		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
 	case errors.As(err, &pqErr) && pqErr.Code.Class() == "40":
 		// transaction rollback: a deadlock (say, an owner change against a batch of sends to
