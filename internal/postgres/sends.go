@@ -205,7 +205,7 @@ func (s *Store) sendStatement(ctx context.Context, lane int) (queryer, error) {
 			return nil, err
 		}
 		var stmt *sqlx.Stmt
-		_, err = conn.ExecContext(ctx, "SET plan_cache_mode = force_generic_plan")
+		_, err = conn.ExecContext(ctx, "SET plan_cache_mode = force_generic_plan; SET lock_timeout = '"+laneLockTimeout+"'")
 		if err == nil {
 			stmt, err = conn.PreparexContext(ctx, insertMessageSQL)
 		}
@@ -218,7 +218,20 @@ func (s *Store) sendStatement(ctx context.Context, lane int) (queryer, error) {
 	return preparedQueryer{l.stmt}, nil
 }
 
-// close closes the lane's connection: it does not go back to the pool, where its plan setting
+// laneLockTimeout is how long a statement on a lane waits for a lock (lock_timeout). A batch must
+// not wait for a row an operator's change holds on behalf of its other sends, nor keep the sends
+// behind it waiting: renaming an accommodation or giving it a new owner rewrites every one of
+// its conversations in one transaction, which holds their rows for seconds when they are many
+// (2.7 s for 100,000 messages, measured). A batch that times out is stored send by send on the
+// pool (sendBatcher), where only the sends that need a held row wait for it, and at most
+// Store.poolSends of them at once, so that they cannot take every connection of the pool.
+const laneLockTimeout = "100ms"
+
+// errLaneLockTimeout is a send alone on a lane that waited laneLockTimeout for a held row: it is
+// to wait for it on the pool, once it has given the lane back.
+var errLaneLockTimeout = errors.New("a row the send needs is held")
+
+// close closes the lane's connection: it does not go back to the pool, where its settings
 // would apply to every other statement.
 func (l *sendLane) close() error {
 	if l.stmt == nil {
@@ -239,13 +252,25 @@ func discard(conn *sqlx.Conn) error {
 }
 
 // insertMessage is insertMessages for one send, with the errors that mean "stored nothing" or
-// "stored" told apart.
+// "stored" told apart. On the pool (lane -1) it is one of at most cap(s.poolSends) sends at a
+// time: these are the sends of a failed batch, and those that wait for a row an operator's
+// change holds (see laneLockTimeout), which keep their connection while they wait.
 func (s *Store) insertMessage(ctx context.Context, lane int, x send) (bool, error) {
+	if lane < 0 {
+		select {
+		case s.poolSends <- struct{}{}:
+			defer func() { <-s.poolSends }()
+		case <-ctx.Done():
+			return false, translate(ctx.Err())
+		}
+	}
 	stored, err := s.insertMessages(ctx, lane, []send{x})
 	var pqErr *pq.Error
 	switch {
 	case err == nil:
 		return stored[0], nil
+	case lane >= 0 && errors.As(err, &pqErr) && pqErr.Code == "55P03": // lock_not_available
+		return false, errLaneLockTimeout
 	case errors.As(err, &pqErr) && pqErr.Code == "23503": // foreign_key_violation
 		// The purge deleted the conversation while the statement ran.
 		return false, nil
@@ -300,7 +325,8 @@ type waitingSend struct {
 }
 
 // sendOutcome is a send's stored and err; or lead: the send is to store the next batch, on
-// lane; or alone: its batch failed and it is to be stored alone.
+// lane; or alone: its batch failed, or it waited for a held row on a lane (errLaneLockTimeout),
+// and it is to be stored alone on the pool.
 type sendOutcome struct {
 	stored      bool
 	err         error
@@ -390,7 +416,7 @@ func (b *sendBatcher) store(ctx context.Context, lane int, batch []*waitingSend)
 		return
 	case 1: // under its own context, which ends as the batch's would: when it does
 		stored, err := b.insertAlone(live[0].ctx, lane, live[0].send)
-		live[0].done <- sendOutcome{stored: stored, err: err}
+		live[0].done <- sendOutcome{stored: stored, err: err, alone: errors.Is(err, errLaneLockTimeout)}
 		return
 	}
 	ctx, cut := context.WithCancel(context.WithoutCancel(ctx))

@@ -489,3 +489,94 @@ func waitForLockWaiters(t *testing.T, db *sqlx.DB, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSendsElsewhereDoNotWaitForAHeldConversation: an operator's change of an accommodation (a
+// rename, a new owner) holds the rows of all its conversations for as long as its transaction
+// runs, seconds when they are many; here a second connection holds them as such a change would.
+// Sends to that accommodation wait for it, as they must; sends elsewhere must not, and the
+// waiting sends must not take every connection of the pool from the other requests. (Found by
+// review: the two sends' batches held both lanes, and every other send of the service waited
+// behind them, then answered 503 at its request deadline.)
+func TestSendsElsewhereDoNotWaitForAHeldConversation(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	pool, err := Open(dsn, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	store := New(ctx, pool)
+	t.Cleanup(func() { store.Close() })
+	f := newFixture(t, store)
+	if _, err := f.svc.PutReservation(ctx, messaging.Reservation{ID: "R2", AccommodationID: 7,
+		Checkin: f.conv.Reservation.Checkin, Checkout: f.conv.Reservation.Checkout}); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := newCaller(t, f.svc, messaging.Property, "other PMS") // another owner's accommodation
+	if _, err := f.svc.PutAccommodation(ctx, messaging.Accommodation{ID: 8, PartnerID: elsewhere.AffiliateID}); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := f.svc.PutReservation(ctx, messaging.Reservation{ID: "S1", AccommodationID: 8,
+		Checkin: f.conv.Reservation.Checkin, Checkout: f.conv.Reservation.Checkout})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	watch, err := sqlx.Connect("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { watch.Close() })
+	change, err := watch.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer change.Rollback()
+	if _, err := change.Exec(`UPDATE conversations SET property_name = 'Renamed' WHERE accommodation_id = 7`); err != nil {
+		t.Fatal(err)
+	}
+	const held = 10
+	heldDone := make(chan error, held)
+	for i := range held {
+		go func() {
+			_, err := f.svc.Send(ctx, f.caller, messaging.SendInput{
+				Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: []string{"R1", "R2"}[i%2]}, Content: "during the change"})
+			heldDone <- err
+		}()
+	}
+	waitForLockWaiters(t, watch, sendLanes)
+	time.Sleep(3 * 100 * time.Millisecond) // a few laneLockTimeouts: every held send is on the pool or waits for it
+
+	if n := lockWaiters(t, watch); n > cap(store.poolSends)+sendLanes {
+		t.Errorf("%d sessions wait for the held rows, want at most %d on the pool and the %d lanes", n, cap(store.poolSends), sendLanes)
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	began := time.Now()
+	_, err = f.svc.Send(reqCtx, elsewhere, messaging.SendInput{
+		Ref: messaging.ConversationRef{AccommodationID: 8, ReservationID: "S1"}, Content: "unrelated"})
+	if took := time.Since(began); err != nil || took > time.Second {
+		t.Errorf("a send elsewhere while %d sends waited for held rows = %v after %v, want it stored at once", held, err, took.Round(time.Millisecond))
+	}
+	began = time.Now()
+	_, err = f.svc.Conversation(reqCtx, elsewhere, messaging.ConversationRef{AccommodationID: 8, ConversationID: s1.ID})
+	if took := time.Since(began); err != nil || took > time.Second {
+		t.Errorf("a conversation read while %d sends waited for held rows = %v after %v, want it answered at once", held, err, took.Round(time.Millisecond))
+	}
+
+	if err := change.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for range held {
+		if err := <-heldDone; err != nil {
+			t.Errorf("a send to the held accommodation, once the change ended = %v, want it stored", err)
+		}
+	}
+	var stored int
+	if err := watch.Get(&stored, `SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.accommodation_id = 7`); err != nil {
+		t.Fatal(err)
+	}
+	if stored != held {
+		t.Errorf("%d messages stored in the held accommodation, want %d", stored, held)
+	}
+}

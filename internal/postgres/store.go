@@ -124,8 +124,9 @@ type Store struct {
 	db        *sqlx.DB
 	stmts     map[string]*sqlx.Stmt
 	sends     *sendBatcher
-	lanes     []sendLane // of sends: see sendBatcher
-	keepLanes bool       // whether lanes keep a connection each
+	lanes     []sendLane    // of sends: see sendBatcher
+	keepLanes bool          // whether lanes keep a connection each
+	poolSends chan struct{} // a slot per send stored alone on the pool: see insertMessage
 }
 
 // hotQueries are prepared by New.
@@ -147,6 +148,13 @@ func New(ctx context.Context, db *sqlx.DB) *Store {
 	s.lanes = make([]sendLane, sendLanes)
 	maxConns := db.Stats().MaxOpenConnections // 0: no limit
 	s.keepLanes = maxConns == 0 || maxConns >= 2*sendLanes
+	// Half of the connections the lanes leave, so that sends waiting for a held row leave the
+	// other half to the other requests.
+	poolSends := 8
+	if maxConns > 0 {
+		poolSends = max(1, (maxConns-sendLanes)/2)
+	}
+	s.poolSends = make(chan struct{}, poolSends)
 	for _, q := range hotQueries {
 		if st, err := db.PreparexContext(ctx, q); err == nil {
 			s.stmts[q] = st
