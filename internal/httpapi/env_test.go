@@ -59,11 +59,16 @@ type envOptions struct {
 	rateLimit func(now func() time.Time) *ratelimit.Limiter // nil: no rate limit
 	wrapStore func(messaging.Store) messaging.Store         // nil: the store as it is
 	noAdmin   bool                                          // no ADMIN_TOKEN: the admin API answers 404
+	refused   bool                                          // PostgreSQL refuses every connection (53300)
 }
 
 func newEnvOpts(t testing.TB, o envOptions) *env {
 	t.Helper()
-	pool, err := postgres.Open(pgtest.DSN(t), 16)
+	dsn := pgtest.DSN
+	if o.refused {
+		dsn = pgtest.RefusingDSN
+	}
+	pool, err := postgres.Open(dsn(t), 16)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/guestmsg/messaging/api"
+	"github.com/guestmsg/messaging/internal/messaging"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -330,5 +331,20 @@ func TestOnlyJSONWhiteSpaceSurroundsABody(t *testing.T) {
 	// JSON's own white space is fine.
 	if a := e.as(th.guest, "/messages/send", " \t\r\n"+send+"\r\n\t "); a.status != http.StatusOK {
 		t.Errorf("send wrapped in JSON white space = %d %s, want 200", a.status, a.body)
+	}
+}
+
+// TestTooManyConnectionsIs503: PostgreSQL at its connection limit refuses new connections with
+// SQLSTATE 53300. The database cannot be reached now, and a retry cures it: the contract's 503
+// unavailable with Retry-After (§2 error ids), never a 500 internal_error. (Found by review.)
+func TestTooManyConnectionsIs503(t *testing.T) {
+	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, refused: true})
+	h := map[string]string{"Authorization": "Bearer gmk_some_key", "X-Affiliate-Id": "1001", "Content-Type": "application/json"}
+	for _, path := range []string{"/messages/latest", "/messages/send"} {
+		a := e.raw(http.MethodPost, path, h, `{"accommodation":"1","reservation":"R1","content":"hi"}`)
+		if a.status != http.StatusServiceUnavailable || a.errorID(t) != api.ErrUnavailable || a.header.Get("Retry-After") == "" {
+			t.Errorf("POST %s with the database refusing connections (53300) = %d %s (Retry-After %q); want 503 unavailable with Retry-After",
+				path, a.status, a.body, a.header.Get("Retry-After"))
+		}
 	}
 }

@@ -393,7 +393,7 @@ func TestDuplicateInFlightAcrossTheWindowEdgeGetsTheFirstAnswer(t *testing.T) {
 	}
 	a, b := make(chan sent, 1), make(chan sent, 1)
 	go func() { id, err := svcA.Send(ctx, f.caller, in); a <- sent{id, err} }()
-	waitForLockWaiters(t, db, 1) // A, with its key record and message inserted, on the attachment row
+	waitForLockWaiters(t, db, 1)           // A, with its key record and message inserted, on the attachment row
 	time.Sleep(3 * 100 * time.Millisecond) // past laneLockTimeout: A waits on the pool, alone
 	waitForLockWaiters(t, db, 1)
 	// A holds its uncommitted record of K: another insert of K waits for it (here until a
