@@ -32,7 +32,7 @@ test: ## Run go vet and all tests against a throwaway PostgreSQL cluster.
 	port=$$($(LOCALPG) freeport); \
 	TEST_DATABASE_URL=$$(LOCALPG_FAST=1 $(LOCALPG) start "$$dir" "$$port"); \
 	export TEST_DATABASE_URL; \
-	go vet ./...; \
+	go vet ./... && \
 	go test -count=1 ./...
 
 # Each fuzz target of internal/httpapi runs for FUZZTIME against a throwaway cluster (see
