@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
+	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/messaging"
+	"github.com/guestmsg/messaging/internal/pgtest"
+	"github.com/guestmsg/messaging/internal/postgres"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -229,5 +236,146 @@ func TestMalformedDatabaseURLKeepsThePasswordOut(t *testing.T) {
 				t.Errorf("run(%q) printed the database password, or not what is wrong:\n%s", args, printed)
 			}
 		}
+	}
+}
+
+// TestPurgeCommandAppliesRetentionDays: the `purge` command runs one retention pass (§7) with
+// the configured RETENTION_DAYS (§6: "All four durations are configuration"). The command reads
+// the wall clock, so the stays are placed whole weeks away from the cutoff.
+func TestPurgeCommandAppliesRetentionDays(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	pool, err := postgres.Open(dsn, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	windows := messaging.Windows{GuestDays: 10, PropertySendDays: 1, PropertyReplyDays: 1, RetentionDays: 20}
+	store := postgres.New(ctx, pool)
+	defer store.Close()
+	svc := messaging.NewService(store, windows, func() time.Time { return today.AddDate(0, 0, -45) })
+	owner, err := svc.CreatePartner(ctx, messaging.Partner{Kind: messaging.Property, Name: "owner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PutAccommodation(ctx, messaging.Accommodation{ID: 7001, PartnerID: owner.AffiliateID}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := svc.CreateKey(ctx, owner.AffiliateID, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := svc.Authenticate(ctx, secret, owner.AffiliateID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stays := map[string]time.Time{"expired": today.AddDate(0, 0, -40), "kept": today.AddDate(0, 0, -5)} // checkouts
+	for id, checkout := range stays {
+		if _, err := svc.PutReservation(ctx, messaging.Reservation{ID: id, AccommodationID: 7001,
+			Checkin: checkout.AddDate(0, 0, -2), Checkout: checkout}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Send(ctx, caller, messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7001, ReservationID: id},
+			Content: "welcome"}); err != nil {
+			t.Fatalf("Send in %s = %v", id, err)
+		}
+	}
+
+	var out strings.Builder
+	env := env(map[string]string{"DATABASE_URL": dsn, "GUEST_WINDOW_DAYS": "10", "RETENTION_DAYS": "20"})
+	if err := run(ctx, []string{"purge"}, env, &out); err != nil {
+		t.Fatalf("purge = %v\n%s", err, out.String())
+	}
+	for id, want := range map[string]int{"expired": 0, "kept": 1} {
+		var conversations, messages int
+		if err := pool.GetContext(ctx, &conversations, `SELECT count(*) FROM conversations WHERE reservation_id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := pool.GetContext(ctx, &messages, `SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.reservation_id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		if conversations != want || messages != want {
+			t.Errorf("after `purge` with RETENTION_DAYS=20, stay %q (checkout %s) has %d conversations and %d messages, want %d and %d",
+				id, stays[id].Format("2006-01-02"), conversations, messages, want, want)
+		}
+	}
+}
+
+// TestServeAppliesItsConfiguration: serve applies the window durations (§6), the rate limit and
+// the purge's retention that the environment sets (§8), not the defaults.
+func TestServeAppliesItsConfiguration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the binary")
+	}
+	bin := buildBinary(t)
+	dsn := pgtest.DSN(t)
+	svc := startService(t, bin, "", "DATABASE_URL="+dsn, "GUEST_WINDOW_DAYS=10", "PROPERTY_SEND_DAYS=2",
+		"PROPERTY_REPLY_DAYS=3", "RETENTION_DAYS=20", "RATE_LIMIT_PER_MINUTE=4", "PURGE_INTERVAL=100ms")
+	svc.waitReady(30 * time.Second)
+	st := newSetup(t, svc, 1)
+	ctx := context.Background()
+
+	// The windows: compared with each other, so that no date needs computing here.
+	view := func(c *api.Client) (send, read time.Time) {
+		t.Helper()
+		cv, err := c.Conversation(ctx, api.ConversationRequest{Accommodation: st.accommodation, Reservation: st.reservations[0]})
+		if err != nil {
+			t.Fatalf("Conversation = %v", err)
+		}
+		send, err1 := time.Parse(api.TimeFormat, cv.SendAllowedUntil)
+		read, err2 := time.Parse(api.TimeFormat, cv.ReadableUntil)
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		return send, read
+	}
+	guestSend, guestRead := view(st.guest)
+	propertySend, propertyRead := view(st.property)
+	const day = 24 * time.Hour
+	if got := propertyRead.Sub(guestRead); got != 10*day { // RETENTION_DAYS - GUEST_WINDOW_DAYS
+		t.Errorf("property readable_until - guest readable_until = %v, want 10 days (RETENTION_DAYS=20, GUEST_WINDOW_DAYS=10)", got)
+	}
+	if got := guestRead.Sub(propertySend); got != 8*day || !guestSend.Equal(guestRead) { // GUEST_WINDOW_DAYS - PROPERTY_SEND_DAYS
+		t.Errorf("guest readable_until - property send_allowed_until = %v, want 8 days (GUEST_WINDOW_DAYS=10, PROPERTY_SEND_DAYS=2)", got)
+	}
+
+	// The rate limit: the guest spent one of its 4 requests above.
+	for i := range 3 {
+		if _, err := st.guest.Latest(ctx); err != nil {
+			t.Fatalf("latest #%d within RATE_LIMIT_PER_MINUTE=4 = %v", i+2, err)
+		}
+	}
+	var apiErr *api.Error
+	if _, err := st.guest.Latest(ctx); !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests {
+		t.Errorf("5th request with RATE_LIMIT_PER_MINUTE=4 = %v, want 429 rate_limited", err)
+	}
+
+	// The purge: a stay that ended 29 days ago is past RETENTION_DAYS=20.
+	admin := &api.AdminClient{BaseURL: svc.url, Token: testAdminToken}
+	old := time.Now().UTC().AddDate(0, 0, -30)
+	if _, err := admin.PutReservation(ctx, "OLD", api.ReservationRequest{Accommodation: st.accommodation,
+		Checkin: old.AddDate(0, 0, -2).Format("2006-01-02"), Checkout: old.Format("2006-01-02")}); err != nil {
+		t.Fatal(err)
+	}
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := conn.Get(&n, `SELECT count(*) FROM conversations WHERE reservation_id = 'OLD'`); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a stay that ended 29 days ago is still stored 10 s later, with RETENTION_DAYS=20 and PURGE_INTERVAL=100ms")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var n int
+	if err := conn.Get(&n, `SELECT count(*) FROM conversations WHERE reservation_id = $1`, st.reservations[0]); err != nil || n != 1 {
+		t.Errorf("the current stay's conversation = %d, %v; want it kept", n, err)
 	}
 }

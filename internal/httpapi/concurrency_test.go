@@ -58,6 +58,18 @@ func TestIdempotencyKey(t *testing.T) {
 	if withNil.status != 409 || withNil.errorID(t) != "idempotency_key_reused" {
 		t.Errorf("send adding the nil conversation with the key = %d %s, want 409 idempotency_key_reused", withNil.status, withNil.body)
 	}
+	// Another reservation, or the same message with an attachment, is another request too: the
+	// first answer would drop the message. (Found by review: only a golden hash held these.)
+	otherRes, _ := e.reservation(th.accommodation, th.guest)
+	photo := th.upload(t, th.guest, "photo.png", "image/png", fileOf("image/png", 100))
+	for name, body := range map[string]string{
+		"another reservation": `{"accommodation":"` + th.accommodation + `","reservation":"` + otherRes + `","content":"Hello"}`,
+		"an attachment":       `{"accommodation":"` + th.accommodation + `","reservation":"` + th.reservation + `","content":"Hello","attachments":["` + photo + `"]}`,
+	} {
+		if a := e.raw(http.MethodPost, "/messages/send", h, body); a.status != 409 || a.errorID(t) != "idempotency_key_reused" {
+			t.Errorf("send with the key and %s = %d %s, want 409 idempotency_key_reused", name, a.status, a.body)
+		}
+	}
 	// Keys are scoped to the partner: the property may use the same key.
 	hp := authHeaders(th.property)
 	hp["Idempotency-Key"] = "order-42"

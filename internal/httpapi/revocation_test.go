@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/guestmsg/messaging/api"
@@ -232,4 +234,64 @@ func (e *env) revokedAfterUse(p *api.Client) *api.Client {
 		e.t.Fatal(err)
 	}
 	return c
+}
+
+// TestRevokedCachedKeyIsRefusedByTheFirstRequestOfEachEndpoint: "a revoked key stops working at
+// once" (§1). TestRevokedKeyStopsAtOnce sends its requests in a row with one revoked key, and
+// its first request (a send) makes the service forget the key, so every later row is refused
+// by authentication against the store and never reaches the endpoint's own statement. Here each
+// endpoint gets a key of its own that the process has cached, and is the first to use it after
+// its revocation: the endpoint's own statements must refuse it, and write nothing.
+func TestRevokedCachedKeyIsRefusedByTheFirstRequestOfEachEndpoint(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	photo := th.upload(t, th.guest, "photo.png", "image/png", fileOf("image/png", 100))
+	if _, err := th.guest.Send(context.Background(), api.SendRequest{Accommodation: th.accommodation,
+		Conversation: th.conversation, Content: "see", Attachments: []string{photo}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	queued := th.send(t, th.property, "an answer in the guest's queue")
+	ref := `"accommodation":` + th.accommodation + `,"conversation":"` + th.conversation + `"`
+	for _, tt := range []struct{ name, path, body string }{
+		{"latest with a full queue", "/messages/latest", ``},
+		{"latest (3.2) with a full queue", "/3.2/messages/latest", ``},
+		{"confirm of a queued message", "/messages/latest/confirm", `{"messages":["` + queued + `"]}`},
+		{"conversation", "/messages/conversations", `{` + ref + `}`},
+		{"conversation (3.2)", "/3.2/messages/conversations", `{` + ref + `}`},
+		{"metadata", "/messages/attachments/metadata", `{` + ref + `,"attachment":"` + photo + `"}`},
+		{"download", "/messages/attachments/download", `{` + ref + `,"attachment":"` + photo + `"}`},
+	} {
+		revoked := e.revokedAfterUse(th.guest)
+		before := e.snapshot()
+		a := e.as(revoked, tt.path, tt.body)
+		if a.status != http.StatusUnauthorized || a.errorID(t) != api.ErrUnauthorized {
+			t.Errorf("%s, first request with a cached key after its revocation = %d %.200s, want 401 unauthorized", tt.name, a.status, a.body)
+		}
+		if after := e.snapshot(); !mapsEqual(before, after) {
+			t.Errorf("%s with a revoked key wrote to the database", tt.name)
+		}
+	}
+	if ids := e.latestIDs(th.guest); !slices.Contains(ids, queued) {
+		t.Errorf("the guest's queue through its valid key = %v, want it to still hold %s", ids, queued)
+	}
+}
+
+// TestCachedKeyPresentedForAnotherPartnerIsForbidden: "X-Affiliate-Id is a valid integer but not
+// the key's partner → 403 forbidden" (§1), also once the process has cached the key.
+func TestCachedKeyPresentedForAnotherPartnerIsForbidden(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	if _, err := th.guest.Latest(context.Background()); err != nil { // the key is cached now
+		t.Fatal(err)
+	}
+	for _, other := range []int64{th.property.AffiliateID, 999_999} {
+		h := authHeaders(th.guest)
+		h["X-Affiliate-Id"] = strconv.FormatInt(other, 10)
+		for _, path := range []string{"/messages/latest", "/messages/conversations"} {
+			body := `{"accommodation":"` + th.accommodation + `","reservation":"` + th.reservation + `"}`
+			if a := e.raw(http.MethodPost, path, h, body); a.status != http.StatusForbidden || a.errorID(t) != api.ErrForbidden {
+				t.Errorf("%s with the guest's cached key and X-Affiliate-Id %d = %d %.200s, want 403 forbidden", path, other, a.status, a.body)
+			}
+		}
+	}
 }
