@@ -163,12 +163,13 @@ func (s *Store) insertMessages(ctx context.Context, lane int, sends []send) ([]b
 		}
 		return rows.Err()
 	}()
-	if err != nil && lane >= 0 && s.keepLanes && Unreachable(err) {
+	if err != nil && lane >= 0 && s.keepLanes && Unreachable(err) && !lockTimedOut(err) {
 		// The kept connection may be broken (the database restarted, say): the lane takes a new
 		// one next time, and the statement is made once more on the pool, as database/sql does
 		// for a pooled statement on a bad connection. Had the first attempt committed, its
 		// message ids would now be taken and its keys known: insertMessage and the service's
-		// replay answer for those.
+		// replay answer for those. (A lock timeout leaves the connection as it was, and its
+		// sends are to wait for the lock without holding the lane: see laneLockTimeout.)
 		_ = s.lanes[lane].close()
 		return s.insertMessages(ctx, -1, sends)
 	}
@@ -269,7 +270,7 @@ func (s *Store) insertMessage(ctx context.Context, lane int, x send) (bool, erro
 	switch {
 	case err == nil:
 		return stored[0], nil
-	case lane >= 0 && errors.As(err, &pqErr) && pqErr.Code == "55P03": // lock_not_available
+	case lane >= 0 && lockTimedOut(err):
 		return false, errLaneLockTimeout
 	case errors.As(err, &pqErr) && pqErr.Code == "23503": // foreign_key_violation
 		// The purge deleted the conversation while the statement ran.

@@ -253,6 +253,12 @@ func deadlocked(err error) bool {
 	return errors.As(err, &pqErr) && pqErr.Code == "40P01" // deadlock_detected
 }
 
+// lockTimedOut reports whether err is a statement's wait for a lock cut off by lock_timeout.
+func lockTimedOut(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "55P03" // lock_not_available
+}
+
 // translate turns database errors into the domain's vocabulary, once, for every method.
 func translate(err error) error {
 	var pqErr *pq.Error
@@ -272,10 +278,11 @@ func translate(err error) error {
 		// insufficient resources: too many connections (max_connections, or a role's or
 		// database's CONNECTION LIMIT), out of memory, disk full, which may pass
 		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
-	case errors.As(err, &pqErr) && pqErr.Code.Class() == "40":
+	case errors.As(err, &pqErr) && (pqErr.Code.Class() == "40" || pqErr.Code == "55P03"):
 		// transaction rollback: a deadlock (say, an owner change against a batch of sends to
-		// its conversations) or a serialization failure; nothing was committed, and a retry
-		// may well succeed (the error stays in the chain for [deadlocked])
+		// its conversations) or a serialization failure; or a lock not available within a
+		// lock_timeout the operator set; nothing was committed, and a retry may well succeed
+		// (the error stays in the chain for [deadlocked])
 		return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),

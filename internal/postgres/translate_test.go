@@ -22,6 +22,7 @@ func TestTranslateTransientErrors(t *testing.T) {
 		"08006": messaging.ErrUnavailable, // connection_failure
 		"53300": messaging.ErrUnavailable, // too_many_connections
 		"53100": messaging.ErrUnavailable, // disk_full
+		"55P03": messaging.ErrUnavailable, // lock_not_available (a lock_timeout)
 		"23505": messaging.ErrConflict,    // unique_violation
 	} {
 		if got := translate(&pq.Error{Code: code}); !errors.Is(got, want) {
