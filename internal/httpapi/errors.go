@@ -28,10 +28,9 @@ var (
 	errBadJSON         = &requestError{http.StatusBadRequest, api.ErrInvalidRequest, "The request body is not valid JSON."}
 	errMediaType       = &requestError{http.StatusUnsupportedMediaType, api.ErrUnsupportedMediaType, "Content-Type must be application/json."}
 	errTooLarge        = &requestError{http.StatusRequestEntityTooLarge, api.ErrPayloadTooLarge, "The request body is too large."}
-	errHeadersTooLarge = &requestError{http.StatusRequestHeaderFieldsTooLarge, api.ErrHeadersTooLarge,
-		"The request headers are too large."}
-	errNoRoute   = &requestError{http.StatusNotFound, api.ErrNotFound, "Not found."}
-	errBadMethod = &requestError{http.StatusMethodNotAllowed, api.ErrMethodNotAllowed, "Method not allowed."}
+	errHeadersTooLarge = &requestError{http.StatusRequestHeaderFieldsTooLarge, api.ErrHeadersTooLarge, "The request headers are too large."}
+	errNoRoute         = &requestError{http.StatusNotFound, api.ErrNotFound, "Not found."}
+	errBadMethod       = &requestError{http.StatusMethodNotAllowed, api.ErrMethodNotAllowed, "Method not allowed."}
 )
 
 // rateLimitedError is a partner over its request budget.
