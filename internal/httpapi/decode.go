@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -75,7 +74,11 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 func decodeObject(body []byte, dst any) error {
 	v := reflect.ValueOf(dst).Elem()
 	fields := jsonFields(v.Type())
-	var last [maxJSONFields][]byte // each field's last value, as written; nil: not given
+	var kept [16][]byte // on the stack for the bodies of up to 16 fields, all of the service's
+	last := kept[:]     // each field's last value, as written; nil: not given
+	if len(fields) > len(kept) {
+		last = make([][]byte, len(fields))
+	}
 	err := eachMember(body, func(name, value []byte) error {
 		for i, f := range fields {
 			if string(name) == f.name {
@@ -117,10 +120,6 @@ func decodeObject(body []byte, dst any) error {
 	return nil
 }
 
-// maxJSONFields bounds the fields of a struct decodeObject fills (jsonFields checks it), so that
-// their last values are kept without an allocation.
-const maxJSONFields = 16
-
 // jsonField is a struct field as decodeObject fills it.
 type jsonField struct {
 	name  string // its json name
@@ -144,9 +143,6 @@ func jsonFields(t reflect.Type) []jsonField {
 			continue
 		}
 		fs = append(fs, jsonField{name: name, index: f.Index, raw: f.Type == reflect.TypeFor[json.RawMessage]()})
-	}
-	if len(fs) > maxJSONFields {
-		panic(fmt.Sprintf("decodeObject: %s has %d json fields, over %d", t, len(fs), maxJSONFields))
 	}
 	jsonFieldCache.Store(t, fs)
 	return fs
