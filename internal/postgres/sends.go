@@ -140,6 +140,11 @@ func (s *Store) insertMessages(ctx context.Context, lane int, sends []send) ([]b
 			keys[i], requestHashes[i] = x.idem.Key, x.idem.RequestHash
 		}
 	}
+	if lane >= 0 && s.keepLanes {
+		l := &s.lanes[lane]
+		l.mu.Lock()
+		defer l.mu.Unlock()
+	}
 	q, err := s.sendStatement(ctx, lane)
 	if err != nil {
 		return nil, err
@@ -189,14 +194,18 @@ func (s *Store) insertMessages(ctx context.Context, lane int, sends []send) ([]b
 // long in the mixed load as without batches). Lanes keep connections only when the pool has
 // at least twice as many (Store.keepLanes): kept, they would otherwise starve the rest.
 type sendLane struct {
-	conn *sqlx.Conn
-	stmt *sqlx.Stmt
+	// mu is held by the batch that uses the lane, and by Store.Close, which closes only the lanes
+	// no batch holds: a batch still running at shutdown keeps its connection until it ends.
+	mu     sync.Mutex
+	conn   *sqlx.Conn
+	stmt   *sqlx.Stmt
+	closed bool // by Store.Close: batches run on the pool
 }
 
-// sendStatement returns insertMessageSQL prepared on lane, or on the pool for lane -1 and when
-// the lanes keep no connections.
+// sendStatement returns insertMessageSQL prepared on lane, or on the pool for lane -1, when the
+// lanes keep no connections, and once the store is closed. The caller holds the lane's mu.
 func (s *Store) sendStatement(ctx context.Context, lane int) (queryer, error) {
-	if lane < 0 || !s.keepLanes {
+	if lane < 0 || !s.keepLanes || s.lanes[lane].closed {
 		return s.q(insertMessageSQL), nil
 	}
 	l := &s.lanes[lane]
@@ -233,7 +242,7 @@ const laneLockTimeout = "100ms"
 var errLaneLockTimeout = errors.New("a row the send needs is held")
 
 // close closes the lane's connection: it does not go back to the pool, where its settings
-// would apply to every other statement.
+// would apply to every other statement. The caller holds l.mu.
 func (l *sendLane) close() error {
 	if l.stmt == nil {
 		return nil

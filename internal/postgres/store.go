@@ -192,16 +192,23 @@ func (p poolQueryer) QueryRowxContext(ctx context.Context, args ...any) *sqlx.Ro
 	return p.db.QueryRowxContext(ctx, p.q, args...)
 }
 
-// Close closes the prepared statements and gives back the connections kept for sends; the
-// caller closes the pool. Calls still in flight should have been cancelled by their contexts
-// (at shutdown, the requests cut off): closing waits for a connection in use.
+// Close closes the prepared statements and the connections kept for sends; the caller closes
+// the pool. Calls still in flight should have been cancelled by their contexts (at shutdown, the
+// requests cut off), but a batch of sends can outlast its callers against a database that does
+// not answer: Close does not wait for it, and leaves it its lane's connection, which closes
+// when the process exits.
 func (s *Store) Close() error {
 	var errs []error
 	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
 	}
 	for i := range s.lanes {
-		errs = append(errs, s.lanes[i].close())
+		l := &s.lanes[i]
+		if l.mu.TryLock() {
+			errs = append(errs, l.close())
+			l.closed = true
+			l.mu.Unlock()
+		}
 	}
 	return errors.Join(errs...)
 }
