@@ -592,8 +592,7 @@ func TestCloseWhileSendsRun(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var sent sync.WaitGroup
-	sent.Add(1)
+	sent := make(chan struct{})
 	var once sync.Once
 	for c := range 8 {
 		wg.Add(1)
@@ -608,12 +607,16 @@ func TestCloseWhileSendsRun(t *testing.T) {
 				in := messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"},
 					Content: fmt.Sprint("client ", c, " message ", i)}
 				if _, err := f.svc.Send(ctx, f.caller, in); err == nil && i == 3 {
-					once.Do(sent.Done) // the lanes have their connections
+					once.Do(func() { close(sent) }) // the lanes have their connections
 				}
 			}
 		}()
 	}
-	sent.Wait()
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Error("no client stored four sends")
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- store.Close() }()
 	select {
