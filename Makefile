@@ -24,16 +24,20 @@ run: ## Run the service; without DATABASE_URL, on the local cluster in .data/pg 
 	fi; \
 	exec go run ./cmd/messaging serve
 
+# The tests run under the race detector where cgo can build it (a C compiler, as Debian's gcc):
+# the sends share batches and connections across requests. RACE= turns it off.
+RACE ?= $(shell [[ "$$(go env CGO_ENABLED)" == 1 ]] && command -v "$$(go env CC)" >/dev/null && echo -race)
+
 # One throwaway cluster serves every test package (through TEST_DATABASE_URL). The EXIT trap
 # stops and deletes it however the recipe ends, and leaves the recipe's exit status alone.
-test: ## Run go vet and all tests against a throwaway PostgreSQL cluster.
+test: ## Run go vet and all tests (with -race where cgo works) against a throwaway PostgreSQL cluster.
 	@dir=$$(mktemp -d); \
 	trap '$(LOCALPG) stop "$$dir" || true; rm -rf "$$dir"' EXIT; \
 	port=$$($(LOCALPG) freeport); \
 	TEST_DATABASE_URL=$$(LOCALPG_FAST=1 $(LOCALPG) start "$$dir" "$$port"); \
 	export TEST_DATABASE_URL; \
 	go vet ./... && \
-	go test -count=1 ./...
+	go test $(RACE) -count=1 ./...
 
 # Each fuzz target of internal/httpapi runs for FUZZTIME against a throwaway cluster (see
 # scripts/fuzz.sh). Inputs that fail are saved under testdata/fuzz, where every `make test`
