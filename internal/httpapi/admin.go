@@ -158,8 +158,8 @@ func (s *Server) putReservation(c echo.Context) error {
 	r.Checkout, err = parseDate(b.Checkout, "checkout")
 	f.Add(err)
 	if b.CancelledAt != "" {
-		if r.CancelledAt, err = time.Parse(time.RFC3339Nano, b.CancelledAt); err != nil {
-			f.Add(messaging.Invalid("cancelled_at"))
+		if r.CancelledAt, err = time.Parse(time.RFC3339Nano, b.CancelledAt); err != nil || r.CancelledAt.IsZero() {
+			f.Add(messaging.Invalid("cancelled_at")) // the zero instant: see parseDate
 		}
 	}
 	if err := f.Err(); err != nil {
@@ -193,7 +193,9 @@ func parseDate(s, field string) (time.Time, error) {
 		return time.Time{}, messaging.Missing(field)
 	}
 	t, err := time.Parse(time.DateOnly, s)
-	if err != nil {
+	if err != nil || t.IsZero() {
+		// 0001-01-01 is Go's zero time, which the domain would read as absent: it is given, and
+		// outside the reservation years (messaging.FirstReservationYear).
 		return time.Time{}, messaging.Invalid(field)
 	}
 	return t, nil

@@ -205,11 +205,19 @@ func TestAdminAccommodationsAndReservations(t *testing.T) {
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "yesterday"}, "invalid_parameter", "cancelled_at"},
 		// Checked whenever given, as openapi.yaml says, and used only when cancelled (below).
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "confirmed", CancelledAt: "yesterday"}, "invalid_parameter", "cancelled_at"},
-		// Windows past the year 9999 would need a timestamp of five digits (the default retention
-		// is 365 days past the stay end).
+		// Dates of the years 1900 to 9899 only: later, the longest retention the configuration
+		// allows would end past the year 9999, which the wire's timestamps cannot write.
 		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "9999-12-31"}, "invalid_parameter", "checkout"},
-		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "9998-12-31"}, "invalid_parameter", "checkout"},
-		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "9999-01-01T00:00:00.000Z"}, "invalid_parameter", "cancelled_at"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "9900-01-01"}, "invalid_parameter", "checkout"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "9900-01-01T00:00:00.000Z"}, "invalid_parameter", "cancelled_at"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "1899-12-31", Checkout: "2026-07-05"}, "invalid_parameter", "checkin"},
+		// Go's zero time, given, is not "missing"; nor is the leap day of the year 0, which
+		// lib/pq would have stored as 0000-03-01 (found by review).
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "0001-01-01", Checkout: "0001-01-05"}, "invalid_parameter", "checkin"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "0001-01-01"}, "invalid_parameter", "checkout"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "0000-02-29", Checkout: "0000-03-01"}, "invalid_parameter", "checkin"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "0001-01-01T00:00:00Z"}, "invalid_parameter", "cancelled_at"},
+		{api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "2026-07-05", Status: "cancelled", CancelledAt: "0001-01-01T01:00:00+01:00"}, "invalid_parameter", "cancelled_at"},
 	} {
 		_, err := e.admin.PutReservation(ctx, "R-"+strconv.Itoa(len(tc.field)), tc.req)
 		apiErr, ok := err.(*api.Error)
@@ -221,9 +229,9 @@ func TestAdminAccommodationsAndReservations(t *testing.T) {
 		Status: "confirmed", CancelledAt: "2026-06-01T10:00:00.000Z"}); err != nil || r.StayEnd != "2026-07-06T00:00:00.000Z" || r.CancelledAt != "" {
 		t.Errorf("PutReservation(confirmed, with a cancelled_at) = %+v, %v; want it ignored: stay end 2026-07-06T00:00:00.000Z", r, err)
 	}
-	// The last checkout whose windows the wire can write: its data is kept until 9999-12-31.
-	if r, err := e.admin.PutReservation(ctx, "R-far", api.ReservationRequest{Accommodation: "6819547", Checkin: "2026-07-01", Checkout: "9998-12-30"}); err != nil || r.StayEnd != "9998-12-31T00:00:00.000Z" {
-		t.Errorf("PutReservation(checkout 9998-12-30) = %+v, %v; want stay end 9998-12-31T00:00:00.000Z", r, err)
+	// The first checkin and the last checkout of the reservation years.
+	if r, err := e.admin.PutReservation(ctx, "R-far", api.ReservationRequest{Accommodation: "6819547", Checkin: "1900-01-01", Checkout: "9899-12-31"}); err != nil || r.StayEnd != "9900-01-01T00:00:00.000Z" {
+		t.Errorf("PutReservation(1900-01-01 to 9899-12-31) = %+v, %v; want stay end 9900-01-01T00:00:00.000Z", r, err)
 	}
 	if a := e.raw(http.MethodPut, "/admin/reservations/bad%20id", map[string]string{"Authorization": "Bearer " + adminToken}, `{}`); a.status != 400 || a.errorID(t) != "invalid_parameter" {
 		t.Errorf("PUT /admin/reservations/bad id = %d %s", a.status, a.body)
@@ -462,9 +470,9 @@ func grepLines(s, substr string) string {
 // TestReservationCancellationInstant: a cancellation instant is the stay end it defines (§6),
 // written in UTC with milliseconds (§2), whatever offset and precision it was given with: an
 // offset beyond PostgreSQL's ±15:59 (RFC 3339 allows ±23:59) is taken as the instant it names,
-// more digits are cut as the stay end cuts them, and an instant before the year 0, which the
-// wire's four-digit years cannot write, is refused. (Found by review: the first was a 500, the
-// second answered a cancelled_at a millisecond after its stay end, the third a year -0001.)
+// more digits are cut as the stay end cuts them, and the years are those of the instant in UTC.
+// (Found by review: the first was a 500, the second answered a cancelled_at a millisecond after
+// its stay end, the third a year -0001, before the reservation years began in 1900.)
 func TestReservationCancellationInstant(t *testing.T) {
 	e := newEnv(t)
 	property, guest := e.partner("property"), e.partner("guest")
@@ -475,7 +483,9 @@ func TestReservationCancellationInstant(t *testing.T) {
 		{"2026-07-01", "2026-06-20T10:00:00-16:00", "2026-06-21T02:00:00.000Z"},
 		{"2026-07-01", "2026-06-20T10:00:00+23:59", "2026-06-19T10:01:00.000Z"},
 		{"2026-07-01", "2026-06-20T10:00:00.9999999Z", "2026-06-20T10:00:00.999Z"},
-		{"0000-01-01", "0000-01-01T00:00:00+01:00", ""}, // -0001-12-31T23:00:00Z: refused
+		{"2026-07-01", "1899-12-31T23:30:00-01:00", "1900-01-01T00:30:00.000Z"},
+		{"2026-07-01", "1900-01-01T00:30:00+01:00", ""}, // 1899-12-31T23:30:00Z: refused
+		{"2026-07-01", "9899-12-31T23:30:00-01:00", ""}, // 9900-01-01T00:30:00Z: refused
 	} {
 		body := fmt.Sprintf(`{"accommodation":%q,"guest_partner":%d,"checkin":%q,"checkout":"2026-07-05","status":"cancelled","cancelled_at":%q}`,
 			acc, guest.AffiliateID, tc.checkin, tc.cancelledAt)

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -316,5 +317,30 @@ func TestWindowFieldsOnVersion32(t *testing.T) {
 	s := e.as(th.property, "/3.2/messages/send", `{"accommodation":"`+th.accommodation+`","reservation":"`+th.reservation+`","content":"late"}`)
 	if s.status != 409 || s.errorID(t) != "window_closed" {
 		t.Errorf("3.2 send after the window = %d %s, want 409 window_closed", s.status, s.body)
+	}
+}
+
+// TestLongestWindowsOfTheLastReservationYearFitTheWire: the reservation years end where the
+// longest windows the configuration allows still end in the year 9999, so that every timestamp
+// has the format of §2 whatever RETENTION_DAYS is raised to after the reservation is registered.
+// (Found by review: registration checked the retention in force then, and a raised one answered
+// readable_until 10098-12-06T00:00:00.000Z.)
+func TestLongestWindowsOfTheLastReservationYearFitTheWire(t *testing.T) {
+	longest := messaging.Windows{GuestDays: messaging.MaxWindowDays, PropertySendDays: messaging.MaxWindowDays,
+		PropertyReplyDays: messaging.MaxWindowDays, RetentionDays: messaging.MaxWindowDays}
+	e := newEnvWith(t, longest)
+	th := e.thread()
+	last := fmt.Sprintf("%d-12-31", messaging.LastReservationYear)
+	if _, err := e.admin.PutReservation(context.Background(), th.reservation, api.ReservationRequest{Accommodation: th.accommodation,
+		GuestPartner: &th.guest.AffiliateID, Checkin: fmt.Sprintf("%d-12-01", messaging.LastReservationYear), Checkout: last}); err != nil {
+		t.Fatalf("PutReservation(checkout %s) = %v", last, err)
+	}
+	for who, c := range map[string]*api.Client{"guest": th.guest, "property": th.property} {
+		v := e.windowsOf(c, th)
+		for name, ts := range map[string]string{"send_allowed_until": v.sendUntil, "readable_until": v.readableUntil} {
+			if parsed, err := time.Parse(api.TimeFormat, ts); err != nil || wire(parsed) != ts {
+				t.Errorf("%s's %s = %q; want a timestamp in the format 2025-05-08T08:49:15.000Z", who, name, ts)
+			}
+		}
 	}
 }

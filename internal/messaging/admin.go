@@ -118,7 +118,9 @@ func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversati
 		return Conversation{}, Missing("checkin")
 	case r.Checkout.IsZero():
 		return Conversation{}, Missing("checkout")
-	case !r.Checkout.After(r.Checkin):
+	case !inReservationYears(r.Checkin):
+		return Conversation{}, Invalid("checkin")
+	case !inReservationYears(r.Checkout) || !r.Checkout.After(r.Checkin):
 		return Conversation{}, Invalid("checkout")
 	}
 	switch r.Status {
@@ -134,16 +136,11 @@ func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversati
 		// Kept as the stay end it defines (whatever offset it was written with), so that the
 		// two are one instant on the wire.
 		r.CancelledAt = r.CancelledAt.UTC().Truncate(time.Millisecond)
-	default:
-		return Conversation{}, Invalid("status")
-	}
-	// Every instant written for the reservation must fit the wire's timestamps, whose years
-	// have four digits: from the stay end to the end of its retention.
-	if end := StayEnd(r); end.Year() < 0 || s.windows.ReadableUntil(Conversation{StayEnd: end}, Property).Year() > 9999 {
-		if r.Status == StatusCancelled {
+		if !inReservationYears(r.CancelledAt) {
 			return Conversation{}, Invalid("cancelled_at")
 		}
-		return Conversation{}, Invalid("checkout")
+	default:
+		return Conversation{}, Invalid("status")
 	}
 	_, err := s.store.Accommodation(ctx, r.AccommodationID)
 	if errors.Is(err, ErrNotFound) {
@@ -165,6 +162,21 @@ func (s *Service) PutReservation(ctx context.Context, r Reservation) (Conversati
 	}
 	c.GuestParticipantID, c.PropertyParticipantID = uuid.New(), uuid.New()
 	return s.store.PutReservation(ctx, c, s.Now())
+}
+
+// A reservation's dates, and its cancellation instant in UTC, lie in the years
+// FirstReservationYear to LastReservationYear. Later, the end of the longest retention the
+// configuration allows (MaxWindowDays, under 100 years) would need a five-digit year on the wire,
+// whatever RETENTION_DAYS is when the reservation is registered, since it can be raised later.
+// Earlier, nothing of the stay would be kept under any retention; and the years 1 and 0 hold
+// Go's zero time, which stands for "absent" here, and a leap day lib/pq writes wrongly.
+const (
+	FirstReservationYear = 1900
+	LastReservationYear  = 9899
+)
+
+func inReservationYears(t time.Time) bool {
+	return t.Year() >= FirstReservationYear && t.Year() <= LastReservationYear
 }
 
 // requirePartner checks that partner id exists and is of kind; otherwise field is invalid.
