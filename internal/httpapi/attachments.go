@@ -140,7 +140,7 @@ func scanBase64(text []byte, max int64) (c messaging.Content, ok bool) {
 
 // parseFileSize reads file_size: a JSON integer.
 func parseFileSize(raw json.RawMessage) (int64, error) {
-	if absent(raw) {
+	if absent(raw) || string(raw) == `""` { // empty, as for the other fields
 		return 0, messaging.Missing("file_size")
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -538,5 +539,88 @@ func TestAttachmentsArePurgedWithTheirConversation(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM attachments WHERE id = $1`, kept); n != 1 {
 		t.Errorf("attachments of the other conversation = %d, want 1", n)
+	}
+}
+
+// TestSlowUploadBodyDoesNotSpendTheDatabaseDeadline: REQUEST_TIMEOUT is the "deadline of each
+// request's database work" and READ_TIMEOUT the "time a client has to send a whole request,
+// body included" (README). An upload whose body takes longer than REQUEST_TIMEOUT to arrive,
+// but well within READ_TIMEOUT, is stored: the database is healthy and its work takes
+// milliseconds. (Found by review: the deadline ran from the request's start, and the upload
+// answered 503 unavailable.)
+func TestSlowUploadBodyDoesNotSpendTheDatabaseDeadline(t *testing.T) {
+	const dbTimeout = 300 * time.Millisecond
+	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, dbTimeout: dbTimeout})
+	th := e.thread()
+	body, _ := json.Marshal(api.UploadRequest{Conversation: th.conversation, Accommodation: th.accommodation,
+		FileName: "door.png", FileType: "image/png", FileSize: int64(len(tinyPNG)),
+		FileContent: base64.StdEncoding.EncodeToString(tinyPNG)})
+
+	// The body arrives in two parts, 3 × REQUEST_TIMEOUT apart (a slow uplink; a 1 MiB upload
+	// is 1.4 MB of JSON, more than 10 s at 1 Mbit/s).
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write(body[:len(body)/2])
+		time.Sleep(3 * dbTimeout)
+		_, _ = pw.Write(body[len(body)/2:])
+		_ = pw.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPost, e.url+"/messages/attachments/upload", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(body))
+	for k, v := range authHeaders(th.guest) {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("upload whose body took %v to arrive (REQUEST_TIMEOUT %v) = %d %s, want 200", 3*dbTimeout, dbTimeout, resp.StatusCode, got)
+	}
+}
+
+// TestUploadEmptyFileSizeIsMissing: §2 answers 400 missing_parameter for "a required field
+// [that] is absent or empty", and "" is empty for file_size as for the upload's other fields.
+// (Found by review: it answered invalid_parameter.)
+func TestUploadEmptyFileSizeIsMissing(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	body, _ := json.Marshal(map[string]any{
+		"conversation": th.conversation, "accommodation": th.accommodation, "file_name": "a.png",
+		"file_type": "image/png", "file_size": "", "file_content": base64.StdEncoding.EncodeToString(tinyPNG),
+	})
+	a := e.as(th.guest, "/messages/attachments/upload", string(body))
+	want := []string{"Parameter 'file_size' is missing."}
+	if a.status != http.StatusBadRequest || a.errorID(t) != "missing_parameter" || !slices.Equal(a.errorMessages(t), want) {
+		t.Errorf(`upload with "file_size": "" = %d %s, want 400 missing_parameter %q`, a.status, a.body, want)
+	}
+}
+
+// TestUploadFileNameWithReplacementCharacter: U+FFFD REPLACEMENT CHARACTER is an ordinary,
+// printable code point (category So), not a control or bidirectional control. openapi.yaml and
+// the README list what makes a file name invalid: control characters, Unicode bidirectional
+// controls, more than 255 code points, or nothing, "." or ".." once cleaned. A name holding
+// U+FFFD (say one a client mis-decoded once) is none of these. (Found by review: the check for
+// invalid UTF-8 compared each rune with utf8.RuneError, which is U+FFFD itself.)
+func TestUploadFileNameWithReplacementCharacter(t *testing.T) {
+	e := newEnv(t)
+	th := e.thread()
+	const name = "re\uFFFDsum\u00e9 scan.png"
+	body, _ := json.Marshal(api.UploadRequest{Conversation: th.conversation, Accommodation: th.accommodation,
+		FileName: name, FileType: "image/png", FileSize: int64(len(tinyPNG)),
+		FileContent: base64.StdEncoding.EncodeToString(tinyPNG)})
+	a := e.as(th.guest, "/messages/attachments/upload", string(body))
+	if a.status != http.StatusOK {
+		t.Fatalf("upload named %q = %d %s, want 200", name, a.status, a.body)
+	}
+	id := a.json(t)["data"].(map[string]any)["attachment"].(string)
+	md, err := th.guest.AttachmentMetadata(context.Background(), th.attachmentRequest(id))
+	if err != nil || md.FileName != name {
+		t.Errorf("AttachmentMetadata() = %+v, %v; want file_name %q", md, err, name)
 	}
 }

@@ -46,6 +46,7 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
 		return errTooLarge
 	}
+	restartDeadline(c) // the body's arrival was not database work
 	body = bytes.Trim(body, jsonSpace)
 	if len(body) == 0 {
 		return nil

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -60,6 +61,7 @@ type envOptions struct {
 	wrapStore func(messaging.Store) messaging.Store         // nil: the store as it is
 	noAdmin   bool                                          // no ADMIN_TOKEN: the admin API answers 404
 	refused   bool                                          // PostgreSQL refuses every connection (53300)
+	dbTimeout time.Duration                                 // REQUEST_TIMEOUT; 0: 10 s
 }
 
 func newEnvOpts(t testing.TB, o envOptions) *env {
@@ -80,7 +82,7 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 		svcStore = o.wrapStore(store)
 	}
 	svc := messaging.NewService(svcStore, o.windows, c.Now, o.service...)
-	cfg := httpapi.Config{AdminToken: adminToken, MaxBodyBytes: 2 << 20, DBTimeout: 10 * time.Second}
+	cfg := httpapi.Config{AdminToken: adminToken, MaxBodyBytes: 2 << 20, DBTimeout: cmp.Or(o.dbTimeout, 10*time.Second)}
 	if o.noAdmin {
 		cfg.AdminToken = ""
 	}

@@ -121,6 +121,7 @@ func (s *Server) routes() []route {
 const (
 	ctxRequestID = "request_id"
 	ctxCaller    = "caller"
+	ctxDeadline  = "deadline"
 )
 
 // requestID reuses a client's X-Request-Id of 1 to 128 printable ASCII characters, or makes one,
@@ -202,13 +203,41 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-// deadline bounds the database work of every request.
+// deadline bounds the database work of every request by DBTimeout. The time a client takes to
+// send the body is not database work (READ_TIMEOUT bounds it): bindBody starts the deadline
+// again once the body has arrived, so that a slow uplink does not turn into a 503.
 func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.DBTimeout)
-		defer cancel()
-		c.SetRequest(c.Request().WithContext(ctx))
+		d := &dbDeadline{parent: c.Request().Context(), timeout: s.cfg.DBTimeout}
+		d.start(c)
+		defer func() { d.cancel() }()
+		c.Set(ctxDeadline, d)
 		return next(c)
+	}
+}
+
+// dbDeadline is a request's database deadline (see deadline).
+type dbDeadline struct {
+	parent  context.Context
+	timeout time.Duration
+	cancel  context.CancelFunc
+}
+
+// start gives c's request a context that ends d.timeout from now, and cancels the one before.
+func (d *dbDeadline) start(c echo.Context) {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	var ctx context.Context
+	ctx, d.cancel = context.WithTimeout(d.parent, d.timeout)
+	c.SetRequest(c.Request().WithContext(ctx))
+}
+
+// restartDeadline starts c's database deadline again (see deadline); without one, it does
+// nothing.
+func restartDeadline(c echo.Context) {
+	if d, ok := c.Get(ctxDeadline).(*dbDeadline); ok {
+		d.start(c)
 	}
 }
 

@@ -167,11 +167,11 @@ func cleanFileName(name string) (string, error) {
 		name = name[i+1:]
 	}
 	name = strings.TrimSpace(name)
-	if name == "" || name == "." || name == ".." || utf8.RuneCountInString(name) > MaxFileNameLength {
+	if name == "" || name == "." || name == ".." || !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxFileNameLength {
 		return "", Invalid("file_name")
 	}
 	for _, r := range name {
-		if unicode.IsControl(r) || isBidiControl(r) || r == utf8.RuneError {
+		if unicode.IsControl(r) || isBidiControl(r) { // U+FFFD is a character like any other
 			return "", Invalid("file_name")
 		}
 	}
