@@ -162,8 +162,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		app.Store(httpapi.New(svc, store, log, httpapi.Config{
 			AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, DBTimeout: cfg.RequestTimeout,
-			MaxHeaderBytes: cfg.MaxHeaderBytes,
-			RateLimit:      ratelimit.New(cfg.RateLimitPerMinute, ratelimit.DefaultMaxKeys, time.Now),
+			AnswerWithin: cfg.WriteTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes,
+			RateLimit: ratelimit.New(cfg.RateLimitPerMinute, ratelimit.DefaultMaxKeys, time.Now),
 		}, reg))
 		log.Info("ready")
 

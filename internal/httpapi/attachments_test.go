@@ -547,40 +547,52 @@ func TestAttachmentsArePurgedWithTheirConversation(t *testing.T) {
 // body included" (README). An upload whose body takes longer than REQUEST_TIMEOUT to arrive,
 // but well within READ_TIMEOUT, is stored: the database is healthy and its work takes
 // milliseconds. (Found by review: the deadline ran from the request's start, and the upload
-// answered 503 unavailable.)
+// answered 503 unavailable.) A body so slow that WRITE_TIMEOUT would cut the answer off gets
+// its 503 while it can still be written.
 func TestSlowUploadBodyDoesNotSpendTheDatabaseDeadline(t *testing.T) {
 	const dbTimeout = 300 * time.Millisecond
-	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, dbTimeout: dbTimeout})
-	th := e.thread()
-	body, _ := json.Marshal(api.UploadRequest{Conversation: th.conversation, Accommodation: th.accommodation,
-		FileName: "door.png", FileType: "image/png", FileSize: int64(len(tinyPNG)),
-		FileContent: base64.StdEncoding.EncodeToString(tinyPNG)})
+	for _, tc := range []struct {
+		answerBy time.Duration // WRITE_TIMEOUT
+		want     int
+	}{
+		{0, http.StatusOK},
+		{10 * time.Second, http.StatusOK},
+		// The body ends after WRITE_TIMEOUT less answerMargin (1 s): 503 while it can be written.
+		{1600 * time.Millisecond, http.StatusServiceUnavailable},
+	} {
+		e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, dbTimeout: dbTimeout, answerBy: tc.answerBy})
+		th := e.thread()
+		body, _ := json.Marshal(api.UploadRequest{Conversation: th.conversation, Accommodation: th.accommodation,
+			FileName: "door.png", FileType: "image/png", FileSize: int64(len(tinyPNG)),
+			FileContent: base64.StdEncoding.EncodeToString(tinyPNG)})
 
-	// The body arrives in two parts, 3 × REQUEST_TIMEOUT apart (a slow uplink; a 1 MiB upload
-	// is 1.4 MB of JSON, more than 10 s at 1 Mbit/s).
-	pr, pw := io.Pipe()
-	go func() {
-		_, _ = pw.Write(body[:len(body)/2])
-		time.Sleep(3 * dbTimeout)
-		_, _ = pw.Write(body[len(body)/2:])
-		_ = pw.Close()
-	}()
-	req, err := http.NewRequest(http.MethodPost, e.url+"/messages/attachments/upload", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = int64(len(body))
-	for k, v := range authHeaders(th.guest) {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	got, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("upload whose body took %v to arrive (REQUEST_TIMEOUT %v) = %d %s, want 200", 3*dbTimeout, dbTimeout, resp.StatusCode, got)
+		// The body arrives in two parts, 3 × REQUEST_TIMEOUT apart (a slow uplink; a 1 MiB upload
+		// is 1.4 MB of JSON, more than 10 s at 1 Mbit/s).
+		pr, pw := io.Pipe()
+		go func() {
+			_, _ = pw.Write(body[:len(body)/2])
+			time.Sleep(3 * dbTimeout)
+			_, _ = pw.Write(body[len(body)/2:])
+			_ = pw.Close()
+		}()
+		req, err := http.NewRequest(http.MethodPost, e.url+"/messages/attachments/upload", pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = int64(len(body))
+		for k, v := range authHeaders(th.guest) {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("upload whose body took %v to arrive (REQUEST_TIMEOUT %v, WRITE_TIMEOUT %v) = %d %s, want %d",
+				3*dbTimeout, dbTimeout, tc.answerBy, resp.StatusCode, got, tc.want)
+		}
 	}
 }
 

@@ -62,6 +62,7 @@ type envOptions struct {
 	noAdmin   bool                                          // no ADMIN_TOKEN: the admin API answers 404
 	refused   bool                                          // PostgreSQL refuses every connection (53300)
 	dbTimeout time.Duration                                 // REQUEST_TIMEOUT; 0: 10 s
+	answerBy  time.Duration                                 // WRITE_TIMEOUT; 0: none
 }
 
 func newEnvOpts(t testing.TB, o envOptions) *env {
@@ -82,7 +83,8 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 		svcStore = o.wrapStore(store)
 	}
 	svc := messaging.NewService(svcStore, o.windows, c.Now, o.service...)
-	cfg := httpapi.Config{AdminToken: adminToken, MaxBodyBytes: 2 << 20, DBTimeout: cmp.Or(o.dbTimeout, 10*time.Second)}
+	cfg := httpapi.Config{AdminToken: adminToken, MaxBodyBytes: 2 << 20, DBTimeout: cmp.Or(o.dbTimeout, 10*time.Second),
+		AnswerWithin: o.answerBy}
 	if o.noAdmin {
 		cfg.AdminToken = ""
 	}

@@ -27,7 +27,8 @@ import (
 type Config struct {
 	AdminToken   string        // empty: the admin API answers 404 to everything
 	MaxBodyBytes int64         // request body limit
-	DBTimeout    time.Duration // deadline of a request's database work
+	DBTimeout    time.Duration // deadline of a request's database work (see deadline)
+	AnswerWithin time.Duration // from a request's start, as the server's write deadline; 0: none
 	// MaxHeaderBytes bounds a request's line and header lines (431 above it); 0: no bound of
 	// the service's own. net/http's bound must lie above it (see headerBytes).
 	MaxHeaderBytes int
@@ -203,41 +204,61 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-// deadline bounds the database work of every request by DBTimeout. The time a client takes to
-// send the body is not database work (READ_TIMEOUT bounds it): bindBody starts the deadline
-// again once the body has arrived, so that a slow uplink does not turn into a 503.
+// deadline bounds the database work of every request: DBTimeout from its start, and once its
+// body has arrived (bindBody), DBTimeout from then, since the time a client takes to send the body
+// (READ_TIMEOUT bounds it) is not database work. The later deadline still ends answerMargin
+// before AnswerWithin from the start, so that a 503 can be written before the server's own
+// write deadline cuts the answer off.
 func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		now := time.Now()
 		d := &dbDeadline{parent: c.Request().Context(), timeout: s.cfg.DBTimeout}
-		d.start(c)
+		if s.cfg.AnswerWithin > 0 {
+			d.latest = now.Add(s.cfg.AnswerWithin - answerMargin)
+		}
+		d.set(c, now.Add(s.cfg.DBTimeout))
 		defer func() { d.cancel() }()
 		c.Set(ctxDeadline, d)
 		return next(c)
 	}
 }
 
+// answerMargin is the time a request's answer has to be written after its database deadline.
+const answerMargin = time.Second
+
 // dbDeadline is a request's database deadline (see deadline).
 type dbDeadline struct {
 	parent  context.Context
 	timeout time.Duration
+	latest  time.Time // no deadline after it; zero: none
+	until   time.Time // the deadline now
 	cancel  context.CancelFunc
 }
 
-// start gives c's request a context that ends d.timeout from now, and cancels the one before.
-func (d *dbDeadline) start(c echo.Context) {
+// set gives c's request a context that ends at until, and cancels the one before.
+func (d *dbDeadline) set(c echo.Context, until time.Time) {
 	if d.cancel != nil {
 		d.cancel()
 	}
 	var ctx context.Context
-	ctx, d.cancel = context.WithTimeout(d.parent, d.timeout)
+	ctx, d.cancel = context.WithDeadline(d.parent, until)
+	d.until = until
 	c.SetRequest(c.Request().WithContext(ctx))
 }
 
-// restartDeadline starts c's database deadline again (see deadline); without one, it does
-// nothing.
+// restartDeadline moves c's database deadline to DBTimeout from now, within its latest, and
+// never earlier than it was (see deadline); without one, it does nothing.
 func restartDeadline(c echo.Context) {
-	if d, ok := c.Get(ctxDeadline).(*dbDeadline); ok {
-		d.start(c)
+	d, ok := c.Get(ctxDeadline).(*dbDeadline)
+	if !ok {
+		return
+	}
+	until := time.Now().Add(d.timeout)
+	if !d.latest.IsZero() && until.After(d.latest) {
+		until = d.latest
+	}
+	if until.After(d.until) {
+		d.set(c, until)
 	}
 }
 
