@@ -208,11 +208,12 @@ func headerBytes(r *http.Request) int {
 // body has arrived (bindBody), DBTimeout from then, since the time a client takes to send the body
 // (READ_TIMEOUT bounds it) is not database work. The later deadline still ends answerMargin
 // before AnswerWithin from the start, so that a 503 can be written before the server's own
-// write deadline cuts the answer off.
+// write deadline cuts the answer off. A body that took less than a tenth of DBTimeout leaves the
+// first deadline as it is: moving it costs a new context, 1.3 µs and 5 allocations per request.
 func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		now := time.Now()
-		d := &dbDeadline{parent: c.Request().Context(), timeout: s.cfg.DBTimeout}
+		d := &dbDeadline{parent: c.Request().Context(), timeout: s.cfg.DBTimeout, start: now}
 		if s.cfg.AnswerWithin > 0 {
 			d.latest = now.Add(s.cfg.AnswerWithin - answerMargin)
 		}
@@ -230,6 +231,7 @@ const answerMargin = time.Second
 type dbDeadline struct {
 	parent  context.Context
 	timeout time.Duration
+	start   time.Time // of the request
 	latest  time.Time // no deadline after it; zero: none
 	until   time.Time // the deadline now
 	cancel  context.CancelFunc
@@ -247,13 +249,15 @@ func (d *dbDeadline) set(c echo.Context, until time.Time) {
 }
 
 // restartDeadline moves c's database deadline to DBTimeout from now, within its latest, and
-// never earlier than it was (see deadline); without one, it does nothing.
+// never earlier than it was, unless the request started less than a tenth of DBTimeout ago (see
+// deadline); without a deadline, it does nothing.
 func restartDeadline(c echo.Context) {
 	d, ok := c.Get(ctxDeadline).(*dbDeadline)
-	if !ok {
+	now := time.Now()
+	if !ok || now.Sub(d.start) < d.timeout/10 {
 		return
 	}
-	until := time.Now().Add(d.timeout)
+	until := now.Add(d.timeout)
 	if !d.latest.IsZero() && until.After(d.latest) {
 		until = d.latest
 	}
