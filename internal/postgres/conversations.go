@@ -242,7 +242,7 @@ func (s *Store) PutReservation(ctx context.Context, c messaging.Conversation, no
 		cancelledAt = sql.NullTime{Time: r.CancelledAt, Valid: true}
 	}
 	var row conversationRow
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTxOutlivingDeadlocks(ctx, func(tx *sqlx.Tx) error {
 		var acc struct {
 			Owner int64          `db:"partner_id"`
 			Name  sql.NullString `db:"name"`
@@ -551,12 +551,12 @@ func (s *Store) Confirm(ctx context.Context, caller messaging.Caller, readableAf
 }
 
 // outlivingDeadlocks runs fn, and again when PostgreSQL rolled it back as a deadlock's victim,
-// up to confirmAttempts runs in all. It first pauses (deadlockPause, then twice that): the other
+// up to deadlockAttempts runs in all. It first pauses (deadlockPause, then twice that): the other
 // transaction, woken by the rollback, must take the row it waited for before fn asks for it
 // again, or the two deadlock anew.
 func outlivingDeadlocks[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 	v, err := fn()
-	for attempt := 1; deadlocked(err) && attempt < confirmAttempts; attempt++ {
+	for attempt := 1; deadlocked(err) && attempt < deadlockAttempts; attempt++ {
 		select {
 		case <-ctx.Done():
 			return v, err
@@ -568,8 +568,8 @@ func outlivingDeadlocks[T any](ctx context.Context, fn func() (T, error)) (T, er
 }
 
 const (
-	confirmAttempts = 3                     // runs of a confirm statement that deadlocks (see Confirm)
-	deadlockPause   = 10 * time.Millisecond // before the second run; twice that before the third
+	deadlockAttempts = 3                     // runs of a confirm statement or an operator's change that deadlocks
+	deadlockPause    = 10 * time.Millisecond // before the second run; twice that before the third
 )
 
 func (s *Store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UUID, error) {

@@ -231,6 +231,15 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return translate(tx.Commit())
 }
 
+// inTxOutlivingDeadlocks is inTx, run again when PostgreSQL rolled the transaction back as a
+// deadlock's victim (outlivingDeadlocks), having changed nothing. It is for the operator's
+// changes, which rewrite every conversation of an accommodation or the queues of a reservation,
+// and so can meet sends, confirms and the purge's parking in another order.
+func (s *Store) inTxOutlivingDeadlocks(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	_, err := outlivingDeadlocks(ctx, func() (struct{}, error) { return struct{}{}, s.inTx(ctx, fn) })
+	return err
+}
+
 // lockOrInsert runs lock, which reads a row FOR UPDATE, and when there is none, insert, which
 // creates it unless a concurrent transaction already has (ON CONFLICT DO NOTHING, which waits
 // for that transaction, and then sql.ErrNoRows), in which case lock runs again and reads the row
