@@ -242,7 +242,7 @@ func (s *Store) PutReservation(ctx context.Context, c messaging.Conversation, no
 		cancelledAt = sql.NullTime{Time: r.CancelledAt, Valid: true}
 	}
 	var row conversationRow
-	err := s.inTxOutlivingDeadlocks(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var acc struct {
 			Owner int64          `db:"partner_id"`
 			Name  sql.NullString `db:"name"`
@@ -568,7 +568,7 @@ func outlivingDeadlocks[T any](ctx context.Context, fn func() (T, error)) (T, er
 }
 
 const (
-	deadlockAttempts = 3                     // runs of a confirm statement or an operator's change that deadlocks
+	deadlockAttempts = 3                     // runs of a confirm statement or a transaction that deadlocks
 	deadlockPause    = 10 * time.Millisecond // before the second run; twice that before the third
 )
 

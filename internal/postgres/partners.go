@@ -157,7 +157,7 @@ UPDATE conversations SET property_name = NULLIF($2, '') WHERE accommodation_id =
 // concurrently has one name or the other, and it is the final one.
 // Errors: messaging.ErrUnavailable.
 func (s *Store) PutAccommodation(ctx context.Context, a messaging.Accommodation, now time.Time) error {
-	return s.inTxOutlivingDeadlocks(ctx, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var old accommodationRow
 		created, err := lockOrInsert(
 			func() error { return tx.GetContext(ctx, &old, lockAccommodationSQL, a.ID) },

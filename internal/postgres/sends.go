@@ -199,11 +199,12 @@ type sendLane struct {
 	mu     sync.Mutex
 	conn   *sqlx.Conn
 	stmt   *sqlx.Stmt
-	closed bool // by Store.Close: batches run on the pool
+	closed bool // by Store.Close: the lane takes no connection again
 }
 
-// sendStatement returns insertMessageSQL prepared on lane, or on the pool for lane -1, when the
-// lanes keep no connections, and once the store is closed. The caller holds the lane's mu.
+// sendStatement returns insertMessageSQL prepared on lane, or the store's own for lane -1, when
+// the lanes keep no connections, and once the store is closed (when it fails as closed). The
+// caller holds the lane's mu.
 func (s *Store) sendStatement(ctx context.Context, lane int) (queryer, error) {
 	if lane < 0 || !s.keepLanes || s.lanes[lane].closed {
 		return s.q(insertMessageSQL), nil

@@ -218,8 +218,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	return translate(s.db.PingContext(ctx))
 }
 
-// inTx runs fn in one transaction, committed when fn returns nil.
+// inTx runs fn in one transaction, committed when fn returns nil, and runs it again in a new one
+// when PostgreSQL rolled it back as a deadlock's victim, having changed nothing
+// (outlivingDeadlocks): the operator's changes rewrite every conversation of an accommodation or
+// the queues of a reservation, and the purge deletes them, so either can meet sends, confirms and
+// the purge's parking in another order. fn must set what it returns on every run.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	_, err := outlivingDeadlocks(ctx, func() (struct{}, error) { return struct{}{}, s.inTxOnce(ctx, fn) })
+	return err
+}
+
+func (s *Store) inTxOnce(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return translate(err)
@@ -229,15 +238,6 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		return translate(err)
 	}
 	return translate(tx.Commit())
-}
-
-// inTxOutlivingDeadlocks is inTx, run again when PostgreSQL rolled the transaction back as a
-// deadlock's victim (outlivingDeadlocks), having changed nothing. It is for the operator's
-// changes, which rewrite every conversation of an accommodation or the queues of a reservation,
-// and so can meet sends, confirms and the purge's parking in another order.
-func (s *Store) inTxOutlivingDeadlocks(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	_, err := outlivingDeadlocks(ctx, func() (struct{}, error) { return struct{}{}, s.inTx(ctx, fn) })
-	return err
 }
 
 // lockOrInsert runs lock, which reads a row FOR UPDATE, and when there is none, insert, which
