@@ -112,7 +112,7 @@ func (l *load) attachments(ctx context.Context, n int) ([]scenarioResult, error)
 		sendErr := w.do("send", func() error {
 			var err error
 			u.message, err = w.send(ctx, l.clients[caller], req)
-			logs[w.id].record(tag, u.message, conv.ID, err)
+			logs[w.id].record(sent{id: u.message, conv: conv.ID, tag: tag, sender: l.sd.partners[caller].Kind}, err)
 			return err
 		})
 		st.done = append(st.done, u)

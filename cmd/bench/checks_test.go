@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/guestmsg/messaging/api"
+	"github.com/guestmsg/messaging/internal/messaging"
 )
 
 // TestIsWrong: a wrong answer fails the run; a request that failed in transit, or was turned
@@ -31,6 +32,9 @@ func TestIsWrong(t *testing.T) {
 		{&api.Error{Status: http.StatusTooManyRequests}, false, false},
 		{&api.Error{Status: http.StatusInternalServerError}, true, true},
 		{&api.Error{Status: http.StatusServiceUnavailable}, false, true},
+		{&api.Error{Status: http.StatusBadGateway}, true, true},
+		{&api.Error{Status: http.StatusGatewayTimeout}, true, true},
+		{&api.Error{Status: http.StatusFound}, true, false},
 		{context.DeadlineExceeded, false, true},
 		{errors.New("connection reset by peer"), false, true},
 	} {
@@ -100,10 +104,11 @@ func TestCheckSent(t *testing.T) {
 		}
 		return out
 	}
+	answered := func(id, tag string) sent { return sent{id: id, conv: conv.ID, tag: tag, sender: messaging.Guest} }
 	// every 200 stored exactly once, nothing stored but the 200s, queued for its two partners
 	ok := store("(bench 0-1)", property, guest)
 	inTransit := store("(bench 0-2)") // a send that timed out, stored
-	log := sendLog{ok: []sent{{id: ok, conv: conv.ID}}, maybe: []string{"(bench 0-2)", "(bench 0-3)"}}
+	log := sendLog{ok: []sent{answered(ok, "(bench 0-1)")}, maybe: []string{"(bench 0-2)", "(bench 0-3)"}}
 	if got := verdicts(log); !slices.Equal(got, []bool{true, true, true}) {
 		t.Errorf("as a service stores = %v, want every check passed", got)
 	}
@@ -120,19 +125,32 @@ func TestCheckSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A 200 whose message is missing; a 200 in another conversation.
-	if got := verdicts(sendLog{ok: append(log.ok, sent{id: uuid.NewString(), conv: conv.ID}), maybe: log.maybe}); got[0] {
+	if got := verdicts(sendLog{ok: append(log.ok, answered(uuid.NewString(), "(bench 0-6)")), maybe: log.maybe}); got[0] {
 		t.Errorf("a 200 not stored = %v, want every 200 stored exactly once failed", got)
 	}
-	if got := verdicts(sendLog{ok: []sent{{id: ok, conv: sd.convs[1].ID}}, maybe: log.maybe}); got[0] {
+	elsewhere := answered(ok, "(bench 0-1)")
+	elsewhere.conv = sd.convs[1].ID
+	if got := verdicts(sendLog{ok: []sent{elsewhere}, maybe: log.maybe}); got[0] {
 		t.Errorf("a 200 in another conversation = %v, want every 200 stored exactly once failed", got)
+	}
+	// A 200 whose id holds another send's content: what a batch whose content array is out of
+	// step with its ids would store (found by review: the ids alone matched). And a 200 of the
+	// property stored as the guest's message.
+	if got := verdicts(sendLog{ok: []sent{answered(ok, "(bench 0-7)")}, maybe: log.maybe}); got[0] {
+		t.Errorf("a 200 holding another send's content = %v, want every 200 stored exactly once failed", got)
+	}
+	byProperty := answered(ok, "(bench 0-1)")
+	byProperty.sender = messaging.Property
+	if got := verdicts(sendLog{ok: []sent{byProperty}, maybe: log.maybe}); got[0] {
+		t.Errorf("a property's 200 stored as the guest's = %v, want every 200 stored exactly once failed", got)
 	}
 	// Queued for one partner only, and for a third.
 	queuedOnce := store("(bench 0-4)", property)
-	if got := verdicts(sendLog{ok: append(log.ok, sent{id: queuedOnce, conv: conv.ID}), maybe: log.maybe}); got[2] {
+	if got := verdicts(sendLog{ok: append(log.ok, answered(queuedOnce, "(bench 0-4)")), maybe: log.maybe}); got[2] {
 		t.Errorf("a message queued for one partner = %v, want the queue check failed", got)
 	}
 	queuedThrice := store("(bench 0-5)", property, guest, 424242)
-	if got := verdicts(sendLog{ok: append(log.ok, sent{id: queuedThrice, conv: conv.ID}), maybe: append(log.maybe, "(bench 0-4)")}); got[2] {
+	if got := verdicts(sendLog{ok: append(log.ok, answered(queuedThrice, "(bench 0-5)")), maybe: append(log.maybe, "(bench 0-4)")}); got[2] {
 		t.Errorf("a message queued for a third partner = %v, want the queue check failed", got)
 	}
 }

@@ -46,6 +46,7 @@ type bench struct {
 	clusterDir string
 	postmaster int // pid of the cluster's postmaster when the bench started it
 	server     *exec.Cmd
+	serverGone <-chan struct{} // closed when the started service has exited; nil with -url
 	serverLog  *tailBuffer
 	tmp        string
 	cleanups   []func()
@@ -168,6 +169,14 @@ func (b *bench) scenario(ctx context.Context, lg *load, peers []peer, prefix, na
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s%s: %w", prefix, name, err)
 	}
+	select {
+	case <-b.serverGone:
+		// Its requests since then failed in transit, which counts only against the load: the
+		// checks of what was answered may all pass, yet the run must not.
+		return nil, fmt.Errorf("scenario %s%s: the service exited (%v); its output ends with:\n%s",
+			prefix, name, b.server.ProcessState, b.serverLog.String())
+	default:
+	}
 	for _, p := range peers {
 		if !contains(peerScenarios, name) {
 			break
@@ -177,6 +186,9 @@ func (b *bench) scenario(ctx context.Context, lg *load, peers []peer, prefix, na
 		peerRes, err := lg.peerScenario(ctx, p, name)
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", pname, err)
+		}
+		if pid := p.xmpp().pid; pid > 0 && syscall.Kill(pid, 0) == syscall.ESRCH {
+			return nil, fmt.Errorf("scenario %s: %s (pid %d) exited", pname, p.xmpp().name, pid)
 		}
 		res = append(res, peerRes...)
 	}
@@ -364,10 +376,11 @@ func (b *bench) startServer(ctx context.Context) error {
 	// end of it to show when something fails.
 	b.serverLog = &tailBuffer{max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = b.serverLog, b.serverLog
-	if _, err := b.startOwned(cmd, 20*time.Second); err != nil {
+	gone, err := b.startOwned(cmd, 20*time.Second)
+	if err != nil {
 		return err
 	}
-	b.server, b.pid, b.baseURL = cmd, cmd.Process.Pid, "http://"+addr
+	b.server, b.serverGone, b.pid, b.baseURL = cmd, gone, cmd.Process.Pid, "http://"+addr
 	b.logf("service pid %d on %s (DB_MAX_CONNS=%d GOGC=%q GOMAXPROCS=%q GOMEMLIMIT=%q)", b.pid, addr, b.opt.dbMaxConns, b.opt.gogc, b.opt.gomaxprocs, b.opt.gomemlimit)
 	if err := waitHealthy(ctx, b.baseURL); err != nil {
 		return fmt.Errorf("%w; the service's output ends with:\n%s", err, b.serverLog.String())
@@ -447,56 +460,66 @@ func redact(dsn string) string {
 	return u.Redacted()
 }
 
-// procStat is a process's CPU time so far.
-func procCPU(pid int) (time.Duration, error) {
+// statFields are the fields of /proc/<pid>/stat after the command name (field 2, which may
+// contain spaces): f[0] is field 3.
+func statFields(pid int) ([]string, error) {
 	if pid == 0 {
-		return 0, errors.New("no pid")
+		return nil, errors.New("no pid")
 	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	// The command name (field 2) may contain spaces; the fields after it start past ')'.
 	s := string(data)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, errors.New("malformed stat")
+		return nil, errors.New("malformed stat")
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, errors.New("malformed stat")
+	if len(f) < 15 {
+		return nil, errors.New("malformed stat")
 	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14
-	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+	return f, nil
+}
+
+// ticks is the sum of the clock-tick fields of f (statFields) at the indexes given, as time.
+func ticks(f []string, at ...int) time.Duration {
+	var n int64
+	for _, i := range at {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		n += v
+	}
+	return time.Duration(n) * time.Second / clockTicks
+}
+
+// procCPU is the CPU time so far of the process pid (utime and stime, fields 14 and 15).
+func procCPU(pid int) (time.Duration, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	return ticks(f, 11, 12), nil
 }
 
 // clusterCPU is the CPU time so far of the postmaster with pid and of its children (the
-// backends); 0 when the cluster is not ours to watch.
+// backends and workers): of those alive, their own; of those that exited and were reaped,
+// what the postmaster counts for them (cutime and cstime, fields 16 and 17), so that a worker
+// that ends during a scenario neither takes its time out of the sum nor goes uncounted.
+// 0 when the cluster is not ours to watch.
 func clusterCPU(postmaster int) time.Duration {
-	if postmaster == 0 {
+	f, err := statFields(postmaster)
+	if err != nil {
 		return 0
 	}
-	total, _ := procCPU(postmaster)
+	total, ppid := ticks(f, 11, 12, 13, 14), strconv.Itoa(postmaster)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == postmaster {
 			continue
 		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		i := strings.LastIndexByte(s, ')')
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid == postmaster { // field 4
-			cpu, _ := procCPU(pid)
-			total += cpu
+		if f, err := statFields(pid); err == nil && f[1] == ppid { // field 4: ppid
+			total += ticks(f, 11, 12)
 		}
 	}
 	return total

@@ -138,10 +138,12 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 		tag := logs[w.id].tag(w)
 		req := api.SendRequest{Accommodation: strconv.FormatInt(conv.Accommodation, 10), Conversation: conv.ID.String(),
 			Content: "Late question " + tag}
+		m := sent{conv: conv.ID, tag: tag, sender: set.sender}
 		_ = w.do(set.name, func() error {
 			id, err := w.send(ctx, l.clients[caller], req)
+			m.id = id
 			if set.status == http.StatusOK {
-				logs[w.id].record(tag, id, conv.ID, err)
+				logs[w.id].record(m, err)
 				return err
 			}
 			var apiErr *api.Error
@@ -156,7 +158,7 @@ func (l *load) windows(ctx context.Context, n int) ([]scenarioResult, error) {
 			case errors.As(err, &apiErr) && apiErr.Status < 500:
 				return wrong("send into a closed window answered %d %s, want %d window_closed", apiErr.Status, apiErr.ID(), set.status)
 			}
-			logs[w.id].record(tag, id, conv.ID, err) // failed in transit: may it have stored?
+			logs[w.id].record(m, err) // failed in transit: may it have stored?
 			return err
 		})
 		return false
