@@ -356,28 +356,17 @@ type idempotencyRow struct {
 	CreatedAt      time.Time `db:"created_at"`
 }
 
-// awaitKeySQL waits for a send that is storing a record of the partner's key $2 to end: an
-// insert of the key waits on the primary key for an uncommitted record of it (a plain read
-// would not see that record, nor wait for it). Its own row names no conversation, so it fails
-// the foreign key when nothing conflicts, and it is rolled back in any case.
-const awaitKeySQL = `
-INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)
-VALUES ($1, $2, '', '00000000-0000-0000-0000-000000000000', '00000000-0000-0000-0000-000000000000', now())
-ON CONFLICT DO NOTHING`
+// awaitKeySQL waits for a send that claimed the partner's key $2 (insertMessageSQL's lock) to
+// end, committed or not; at once when none holds it. It is a statement of its own, so that the
+// record is read after the wait, with a snapshot that sees what that send stored.
+const awaitKeySQL = `SELECT pg_advisory_xact_lock(hashint8($1), hashtext($2))`
 
-// IdempotencyRecord returns the partner's record of key, once no send that is storing one is
-// still running: a request that arrives while the first with its key is in flight gets the
-// first one's answer (§5.1), even when it would itself be refused (the window closing between
-// the two, say). Errors: messaging.ErrNotFound, messaging.ErrUnavailable.
+// IdempotencyRecord returns the partner's record of key, once no send that claimed it is still
+// running: a request that arrives while the first with its key is in flight gets the first
+// one's answer (§5.1), even when it would itself be refused (the window closing between the
+// two, say). Errors: messaging.ErrNotFound, messaging.ErrUnavailable.
 func (s *Store) IdempotencyRecord(ctx context.Context, partnerID int64, key string) (messaging.IdempotencyRecord, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return messaging.IdempotencyRecord{}, translate(err)
-	}
-	_, err = tx.ExecContext(ctx, awaitKeySQL, partnerID, key)
-	_ = tx.Rollback()
-	var pqErr *pq.Error
-	if err != nil && !(errors.As(err, &pqErr) && pqErr.Code == "23503") { // foreign_key_violation: nothing in flight
+	if _, err := s.db.ExecContext(ctx, awaitKeySQL, partnerID, key); err != nil {
 		return messaging.IdempotencyRecord{}, translate(err)
 	}
 	var r idempotencyRow

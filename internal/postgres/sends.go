@@ -38,11 +38,18 @@ import (
 // "a.id = ANY(m.attachments)", the update was planned as a hash join over every unreferenced
 // upload) and enqueues each message for both partners of its conversation. It writes nothing
 // to the conversation row but the lock, which the foreign key would take anyway.
-// With an Idempotency-Key ($14, $15; empty without one) it stores the key record first, and
-// when the partner has the key already it stores nothing for that send; a concurrent request
-// with the same key waits on the key's unique index until the first commits. Two sends of one
-// statement with the same key store one record, and only the send whose message id the record
-// names is stored. It returns the ids of the messages it stored.
+// With an Idempotency-Key ($14, $15; empty without one) it first claims the key: a
+// transaction-level advisory lock on the partner and the key, taken as r yields the send, so
+// before t looks for (and may wait on) its conversation, and held until the statement commits.
+// A request with the same key that comes meanwhile waits for it, in its own statement or in
+// IdempotencyRecord (awaitKeySQL), instead of deciding as if the first did not exist (found by
+// review: a retry 409 window_closed while the first, waiting on a conversation an operator's
+// change held, went on to store its message). The lock's two-int4 form never meets the purge's
+// one-int8 lock. The volatile lock keeps r a CTE of its own, and the CASE leaves sends without a
+// key unlocked. Then it stores the key record, and when the partner has the key already it
+// stores nothing for that send. Two sends of one statement with the same key (the lock is
+// re-entrant) store one record, and only the send whose message id the record names is stored.
+// It returns the ids of the messages it stored.
 const insertMessageSQL = `
 WITH r AS (
     SELECT *
@@ -52,6 +59,8 @@ WITH r AS (
          AS r(accommodation_id, conversation_id, reservation_id, key_hash, sender, partner_id,
               stay_end_after, send_stay_end_after, guest_message_after, id, attachments, content,
               created_at, idem_key, idem_hash)
+    WHERE CASE WHEN r.idem_key = '' THEN true
+               ELSE pg_advisory_xact_lock(hashint8(r.partner_id), hashtext(r.idem_key))::text = '' END
 ), t AS (
     SELECT r.*, v.conversation_id AS found_id, v.property_partner_id, v.guest_partner_id
     FROM r CROSS JOIN LATERAL (
