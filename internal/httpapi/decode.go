@@ -36,6 +36,9 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 		return errTooLarge
 	}
 	body, err := readAll(io.LimitReader(req.Body, s.cfg.MaxBodyBytes+1), req.ContentLength)
+	// The body's arrival was not database work, refused or not: a refusal still checks the
+	// caller's key (a revoked one answers 401), under the deadline it then has (found by review).
+	restartDeadline(c)
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
@@ -46,7 +49,6 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
 		return errTooLarge
 	}
-	restartDeadline(c) // the body's arrival was not database work
 	body = bytes.Trim(body, jsonSpace)
 	if len(body) == 0 {
 		return nil

@@ -62,7 +62,11 @@ func (l *Limiter) Allow(key int64) (ok bool, retryAfterSeconds int) {
 		b = bucket{tokens: l.burst, at: now}
 	}
 	b.tokens = l.level(b, now)
-	b.at = now
+	if now.After(b.at) {
+		// Never back: a request that read the clock before another took the lock first would
+		// otherwise have the refill since its reading counted twice (found by review).
+		b.at = now
+	}
 	if b.tokens < 1 {
 		l.buckets[key] = b
 		wait := (1 - b.tokens) / l.rate
