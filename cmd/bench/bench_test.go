@@ -112,6 +112,9 @@ func TestParseOptions(t *testing.T) {
 	if o.duration != 3*time.Second || o.warmup != time.Second || o.pending != 5000 || !slices.Equal(o.scenarios, allScenarios) {
 		t.Errorf("parseOptions(-quick ...) = duration %v warm-up %v pending %d scenarios %v", o.duration, o.warmup, o.pending, o.scenarios)
 	}
+	if _, err := parseOptions([]string{"-dsn", "postgresql://u@127.0.0.1:5432/x?sslmode=disable"}, getenv, io.Discard); err != nil {
+		t.Errorf("parseOptions(-dsn postgresql://...) = %v, want nil", err)
+	}
 	if o, err := parseOptions([]string{"-warmup", "0"}, getenv, io.Discard); err != nil || o.warmup != 0 || o.duration != 20*time.Second {
 		t.Errorf("parseOptions(-warmup 0) = warm-up %v duration %v, %v; want 0, 20s, nil", o.warmup, o.duration, err)
 	}
@@ -128,6 +131,7 @@ func TestParseOptions(t *testing.T) {
 		{"-url", "http://127.0.0.1:8080"},                             // needs -dsn
 		{"-url", "http://example.com:8080", "-dsn", "postgres://x/y"}, // not loopback
 		{"-c", "1"},
+		{"-dsn", "host=127.0.0.1 dbname=x"}, // not a URL: no database of its own could be named
 		{"-warmup", "-1s"},
 		{"-peer", "rabbitmq"},
 		{"-peer", "ejabberd,rabbitmq"},

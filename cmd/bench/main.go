@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -179,6 +180,13 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 			errs = append(errs, errors.New("-growth-rounds: want 1 to 20"))
 		case o.url != "" || o.baseline != "" || len(o.peers) > 0:
 			errs = append(errs, errors.New("-growth starts its own two services: not with -url, -baseline or -peer"))
+		}
+	}
+	if o.dsn != "" {
+		// A database of its own is named in the DSN's path (createDatabase): a key=value DSN
+		// would parse as a relative URL and name none.
+		if u, err := url.Parse(o.dsn); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("-dsn (or DATABASE_URL): want a postgres:// URL"))
 		}
 	}
 	if o.url != "" {
