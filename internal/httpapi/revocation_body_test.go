@@ -25,18 +25,7 @@ func TestRevokedKeyWithASlowOversizedBodyIs401(t *testing.T) {
 	const dbTimeout = 300 * time.Millisecond
 	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, dbTimeout: dbTimeout})
 	th := e.thread()
-	ctx := context.Background()
-	k, err := e.admin.CreateKey(ctx, th.guest.AffiliateID, "to revoke")
-	if err != nil {
-		t.Fatal(err)
-	}
-	guest := &api.Client{BaseURL: e.url, AffiliateID: th.guest.AffiliateID, APIKey: k.APIKey}
-	if _, err := guest.Latest(ctx); err != nil { // the process now knows the key
-		t.Fatal(err)
-	}
-	if _, err := e.admin.RevokeKey(ctx, k.KeyID); err != nil {
-		t.Fatal(err)
-	}
+	guest := knownRevokedKey(t, e, th.guest.AffiliateID)
 
 	// 2 MiB + 1 KiB of body (MAX_BODY_BYTES is 2 MiB here), in two parts 3 × REQUEST_TIMEOUT apart.
 	half := strings.Repeat(" ", 1<<20)
@@ -69,20 +58,29 @@ func TestRevokedKeyWithASlowOversizedBodyIs401(t *testing.T) {
 	if status, body := send(false); status != http.StatusUnauthorized {
 		t.Fatalf("revoked key, oversized body sent at once = %d %s, want 401", status, body)
 	}
-	// The request above made the process forget the key: recognise it again, then revoke.
-	k2, err := e.admin.CreateKey(ctx, th.guest.AffiliateID, "to revoke too")
-	if err != nil {
-		t.Fatal(err)
-	}
-	guest.APIKey = k2.APIKey
-	if _, err := guest.Latest(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.admin.RevokeKey(ctx, k2.KeyID); err != nil {
-		t.Fatal(err)
-	}
+	// The request above made the process forget the key: another, known and then revoked.
+	guest = knownRevokedKey(t, e, th.guest.AffiliateID)
 	if status, body := send(true); status != http.StatusUnauthorized {
 		t.Errorf("revoked key, oversized body taking %v (REQUEST_TIMEOUT %v) = %d %s, want 401 unauthorized as at once",
 			3*dbTimeout, dbTimeout, status, body)
 	}
+}
+
+// knownRevokedKey returns a client of the partner with a key of its own that the process has
+// seen work (and remembers), revoked since.
+func knownRevokedKey(t *testing.T, e *env, affiliateID int64) *api.Client {
+	t.Helper()
+	ctx := context.Background()
+	k, err := e.admin.CreateKey(ctx, affiliateID, "to revoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &api.Client{BaseURL: e.url, AffiliateID: affiliateID, APIKey: k.APIKey}
+	if _, err := c.Latest(ctx); err != nil { // the process now knows the key
+		t.Fatal(err)
+	}
+	if _, err := e.admin.RevokeKey(ctx, k.KeyID); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

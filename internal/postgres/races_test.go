@@ -352,91 +352,110 @@ func strayQueueEntries(t *testing.T, db *sqlx.DB) []string {
 // TestDuplicateInFlightAcrossTheWindowEdgeGetsTheFirstAnswer: §5.1 says a request arriving
 // while another with the same Idempotency-Key is still in flight "either waits and returns that
 // request's response, or gets 409 idempotency_key_in_progress". Here the first request A (a
-// property send with an attachment, key K) is decided in the last millisecond of the property's
-// send window and is still committing; its retry B, same key and same parameters, arrives one
-// millisecond later, when the window has closed. (Found by review: B's replay read no record, as
-// a plain read neither sees nor waits for A's uncommitted one, and B answered 409 window_closed
-// at once, while A then committed and answered 200.)
+// property send, key K) is decided in the last millisecond of the property's send window and is
+// held in its statement by a lock a second connection holds; its retry B, same key and same
+// parameters, arrives one millisecond later, when the window has closed.
 //
-// A is held in its statement, after it has inserted its key record and its message, by a lock
-// a second connection holds on the attachment row the statement marks referenced.
+//   - "committing": A sends an attachment and is held after it has inserted its key record and
+//     its message, on the attachment row the statement marks referenced. (Found by review: B's
+//     replay read no record, as a plain read neither sees nor waits for A's uncommitted one,
+//     and B answered 409 window_closed at once, while A then committed and answered 200.)
+//   - "waiting for its conversation": A is held before it has written anything, on the
+//     conversation row, as an operator's change of the accommodation holds it (README: seconds
+//     when they are many). (Found by review: A had not claimed its key yet, B's replay found
+//     nothing in flight and answered 409 window_closed, and then A stored its message.)
 func TestDuplicateInFlightAcrossTheWindowEdgeGetsTheFirstAnswer(t *testing.T) {
-	ctx := context.Background()
-	db := pgtest.DB(t)
-	store := New(ctx, db)
-	f := newFixture(t, store)
+	for _, tc := range []struct {
+		name       string
+		attachment bool
+		hold       string // the row that holds A, $1 its id
+	}{
+		{"committing", true, `SELECT id FROM attachments WHERE id = $1 FOR UPDATE`},
+		{"waiting for its conversation", false, `SELECT id FROM conversations WHERE id = $1 FOR UPDATE`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := pgtest.DB(t)
+			store := New(ctx, db)
+			f := newFixture(t, store)
 
-	closes := f.conv.StayEnd.Add(7 * 24 * time.Hour) // the property's send window (no guest message)
-	atA, atB := closes.Add(-time.Millisecond), closes
-	svcA := messaging.NewService(store, messaging.DefaultWindows, func() time.Time { return atA })
-	svcB := messaging.NewService(store, messaging.DefaultWindows, func() time.Time { return atB })
+			closes := f.conv.StayEnd.Add(7 * 24 * time.Hour) // the property's send window (no guest message)
+			atA, atB := closes.Add(-time.Millisecond), closes
+			svcA := messaging.NewService(store, messaging.DefaultWindows, func() time.Time { return atA })
+			svcB := messaging.NewService(store, messaging.DefaultWindows, func() time.Time { return atB })
+			in := messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"},
+				Content: "last call", IdempotencyKey: "K"}
+			held := f.conv.ID
+			if tc.attachment {
+				att := messaging.Attachment{ID: uuid.New(), ConversationID: f.conv.ID, UploaderID: f.caller.AffiliateID,
+					FileName: "door.png", FileType: "image/png", Size: 3, CreatedAt: atA.Add(-time.Hour)}
+				if err := store.InsertAttachment(ctx, att, []byte("AAAA")); err != nil {
+					t.Fatal(err)
+				}
+				in.Attachments, held = []uuid.UUID{att.ID}, att.ID
+			}
+			blocker, err := db.Beginx()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer blocker.Rollback()
+			if _, err := blocker.Exec(tc.hold, held); err != nil {
+				t.Fatal(err)
+			}
+			type sent struct {
+				id  uuid.UUID
+				err error
+			}
+			a, b := make(chan sent, 1), make(chan sent, 1)
+			go func() { id, err := svcA.Send(ctx, f.caller, in); a <- sent{id, err} }()
+			waitForLockWaiters(t, db, 1)           // A, in its statement, on the held row
+			time.Sleep(3 * 100 * time.Millisecond) // past laneLockTimeout: A waits on the pool, alone
+			waitForLockWaiters(t, db, 1)
+			if tc.attachment {
+				// A holds its uncommitted record of K: another insert of K waits for it (here
+				// until a lock timeout).
+				probe, err := db.Beginx()
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = probe.Exec(`SET LOCAL lock_timeout = '200ms'`)
+				_, err = probe.Exec(`INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)
+					VALUES ($1, 'K', '\x00', $2, $3, now()) ON CONFLICT DO NOTHING`, f.caller.AffiliateID, uuid.New(), f.conv.ID)
+				_ = probe.Rollback()
+				if pqErr := (*pq.Error)(nil); !errors.As(err, &pqErr) || pqErr.Code != "55P03" { // lock_not_available
+					t.Fatalf("probe insert of the key = %v; want a lock timeout: A is not holding its record of the key", err)
+				}
+			}
 
-	att := messaging.Attachment{ID: uuid.New(), ConversationID: f.conv.ID, UploaderID: f.caller.AffiliateID,
-		FileName: "door.png", FileType: "image/png", Size: 3, CreatedAt: atA.Add(-time.Hour)}
-	if err := store.InsertAttachment(ctx, att, []byte("AAAA")); err != nil {
-		t.Fatal(err)
-	}
-	in := messaging.SendInput{Ref: messaging.ConversationRef{AccommodationID: 7, ReservationID: "R1"},
-		Content: "last call", Attachments: []uuid.UUID{att.ID}, IdempotencyKey: "K"}
-
-	blocker, err := db.Beginx()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Rollback()
-	if _, err := blocker.Exec(`SELECT id FROM attachments WHERE id = $1 FOR UPDATE`, att.ID); err != nil {
-		t.Fatal(err)
-	}
-	type sent struct {
-		id  uuid.UUID
-		err error
-	}
-	a, b := make(chan sent, 1), make(chan sent, 1)
-	go func() { id, err := svcA.Send(ctx, f.caller, in); a <- sent{id, err} }()
-	waitForLockWaiters(t, db, 1)           // A, with its key record and message inserted, on the attachment row
-	time.Sleep(3 * 100 * time.Millisecond) // past laneLockTimeout: A waits on the pool, alone
-	waitForLockWaiters(t, db, 1)
-	// A holds its uncommitted record of K: another insert of K waits for it (here until a
-	// lock timeout).
-	probe, err := db.Beginx()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = probe.Exec(`SET LOCAL lock_timeout = '200ms'`)
-	_, err = probe.Exec(`INSERT INTO idempotency_keys (partner_id, key, request_hash, message_id, conversation_id, created_at)
-		VALUES ($1, 'K', '\x00', $2, $3, now()) ON CONFLICT DO NOTHING`, f.caller.AffiliateID, uuid.New(), f.conv.ID)
-	_ = probe.Rollback()
-	if pqErr := (*pq.Error)(nil); !errors.As(err, &pqErr) || pqErr.Code != "55P03" { // lock_not_available
-		t.Fatalf("probe insert of the key = %v; want a lock timeout: A is not holding its record of the key", err)
-	}
-
-	go func() { id, err := svcB.Send(ctx, f.caller, in); b <- sent{id, err} }()
-	var early *sent
-	select {
-	case r := <-b: // B answered while A was still in flight
-		early = &r
-	case <-time.After(time.Second): // B waits, as it may
-	}
-	if err := blocker.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	ra := <-a
-	if ra.err != nil {
-		t.Fatalf("first request A = %v, want its message stored", ra.err)
-	}
-	rb := early
-	if rb == nil {
-		r := <-b
-		rb = &r
-	}
-	var messages int
-	if err := db.Get(&messages, `SELECT count(*) FROM messages WHERE conversation_id = $1`, f.conv.ID); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("A = %v, %v; B = %v, %v (answered while A was in flight: %t); %d message(s) stored", ra.id, ra.err, rb.id, rb.err, early != nil, messages)
-	if rb.err != nil || rb.id != ra.id {
-		t.Errorf("retry B with the same Idempotency-Key while A was in flight = %v, %v; want A's answer, message %v "+
-			"(or 409 idempotency_key_in_progress), since A stored the message", rb.id, rb.err, ra.id)
+			go func() { id, err := svcB.Send(ctx, f.caller, in); b <- sent{id, err} }()
+			var early *sent
+			select {
+			case r := <-b: // B answered while A was still in flight
+				early = &r
+			case <-time.After(time.Second): // B waits, as it may
+			}
+			if err := blocker.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			ra := <-a
+			if ra.err != nil {
+				t.Fatalf("first request A = %v, want its message stored", ra.err)
+			}
+			rb := early
+			if rb == nil {
+				r := <-b
+				rb = &r
+			}
+			var messages int
+			if err := db.Get(&messages, `SELECT count(*) FROM messages WHERE conversation_id = $1`, f.conv.ID); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("A = %v, %v; B = %v, %v (answered while A was in flight: %t); %d message(s) stored", ra.id, ra.err, rb.id, rb.err, early != nil, messages)
+			if rb.err != nil || rb.id != ra.id || messages != 1 {
+				t.Errorf("retry B with the same Idempotency-Key while A was in flight = %v, %v, %d message(s) stored; want A's answer, message %v "+
+					"(or 409 idempotency_key_in_progress), and A's message alone", rb.id, rb.err, messages, ra.id)
+			}
+		})
 	}
 }
 
