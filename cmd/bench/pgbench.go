@@ -31,43 +31,44 @@ type reference struct {
 // pgbench with prepared statements and no HTTP, JSON or Go in between.
 const (
 	refSetupSQL = `
-DROP TABLE IF EXISTS ref_insert, ref_select;
-CREATE TABLE ref_insert (
+DROP TABLE IF EXISTS bench_ref_insert, bench_ref_select;
+CREATE TABLE bench_ref_insert (
     id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     k          int         NOT NULL,
     payload    text        NOT NULL,
     created_at timestamptz NOT NULL
 );
-CREATE TABLE ref_select (
+CREATE TABLE bench_ref_select (
     k       int  NOT NULL,
     seq     int  NOT NULL,
     payload text NOT NULL,
     PRIMARY KEY (k, seq)
 );
-INSERT INTO ref_select (k, seq, payload)
+INSERT INTO bench_ref_select (k, seq, payload)
 SELECT k, s, 'Hello! We arrive around 18:00 with two children. Is late check-in possible? Message ' || (k * 100 + s)
 FROM generate_series(1, 1000) AS k, generate_series(1, 100) AS s`
 
 	refInsertScript = `\set k random(1, 1000000)
-INSERT INTO ref_insert (k, payload, created_at) VALUES (:k, 'Thanks, see you at 18:00! (bench reference)', now());
+INSERT INTO bench_ref_insert (k, payload, created_at) VALUES (:k, 'Thanks, see you at 18:00! (bench reference)', now());
 `
 	refSelectScript = `\set k random(1, 1000)
-SELECT k, seq, payload FROM ref_select WHERE k = :k ORDER BY seq LIMIT 100;
+SELECT k, seq, payload FROM bench_ref_select WHERE k = :k ORDER BY seq LIMIT 100;
 `
 )
 
 // reference runs pgbench's single-row INSERT and 100-row indexed SELECT at c clients, on
-// tables of its own, made afresh and dropped afterwards (with -url the database is the user's).
+// tables named as the bench's own, made afresh and dropped afterwards (with -url the database
+// is the user's).
 func (b *bench) reference(ctx context.Context, c int) ([]reference, error) {
 	if _, err := b.db.ExecContext(ctx, refSetupSQL); err != nil {
 		return nil, fmt.Errorf("set up reference tables: %w", err)
 	}
 	defer func() {
-		if _, err := b.db.Exec(`DROP TABLE ref_insert, ref_select`); err != nil {
+		if _, err := b.db.Exec(`DROP TABLE bench_ref_insert, bench_ref_select`); err != nil {
 			b.logf("reference: drop its tables: %v", err)
 		}
 	}()
-	if _, err := b.db.ExecContext(ctx, `VACUUM (ANALYZE) ref_select`); err != nil {
+	if _, err := b.db.ExecContext(ctx, `VACUUM (ANALYZE) bench_ref_select`); err != nil {
 		return nil, fmt.Errorf("set up reference tables: %w", err)
 	}
 	var out []reference
