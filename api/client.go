@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -149,25 +150,25 @@ func (a *AdminClient) CreateKey(ctx context.Context, affiliateID int64, name str
 // RevokeKey revokes an API key.
 func (a *AdminClient) RevokeKey(ctx context.Context, keyID string) (RevokedKeyData, error) {
 	var resp Response[RevokedKeyData]
-	err := a.Do(ctx, http.MethodDelete, "/admin/keys/"+keyID, nil, &resp)
+	err := a.Do(ctx, http.MethodDelete, "/admin/keys/"+url.PathEscape(keyID), nil, &resp)
 	return resp.Data, err
 }
 
 // PutAccommodation creates or replaces an accommodation.
 func (a *AdminClient) PutAccommodation(ctx context.Context, id string, req AccommodationRequest) (AccommodationData, error) {
 	var resp Response[AccommodationData]
-	err := a.Do(ctx, http.MethodPut, "/admin/accommodations/"+id, req, &resp)
+	err := a.Do(ctx, http.MethodPut, "/admin/accommodations/"+url.PathEscape(id), req, &resp)
 	return resp.Data, err
 }
 
 // PutReservation creates or updates a reservation and its conversation.
 func (a *AdminClient) PutReservation(ctx context.Context, id string, req ReservationRequest) (ReservationData, error) {
 	var resp Response[ReservationData]
-	err := a.Do(ctx, http.MethodPut, "/admin/reservations/"+id, req, &resp)
+	err := a.Do(ctx, http.MethodPut, "/admin/reservations/"+url.PathEscape(id), req, &resp)
 	return resp.Data, err
 }
 
-func do(ctx context.Context, hc *http.Client, method, url string, body, out any, h http.Header) error {
+func do(ctx context.Context, hc *http.Client, method, target string, body, out any, h http.Header) error {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -181,7 +182,7 @@ func do(ctx context.Context, hc *http.Client, method, url string, body, out any,
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, r)
+	req, err := http.NewRequestWithContext(ctx, method, target, r)
 	if err != nil {
 		return err
 	}
@@ -219,9 +220,15 @@ func do(ctx context.Context, hc *http.Client, method, url string, body, out any,
 	return nil
 }
 
-// readAll appends the body to buf, growing it at most once when the length is announced.
+// presizeLimit bounds how much readAll allocates on the answer's word alone: past it, the
+// buffer grows only as bytes arrive, so a wrong Content-Length cannot exhaust memory. It holds
+// the largest answer the service gives (a 1 MiB file, base64 in JSON) several times over.
+const presizeLimit = 4 << 20
+
+// readAll appends the body to buf, growing it at most once when the length is announced
+// (up to presizeLimit).
 func readAll(resp *http.Response, buf []byte) ([]byte, error) {
-	if n := resp.ContentLength; n > 0 && int64(cap(buf)-len(buf)) < n+1 {
+	if n := min(resp.ContentLength, presizeLimit); n > 0 && int64(cap(buf)-len(buf)) < n+1 {
 		buf = append(make([]byte, 0, int64(len(buf))+n+1), buf...) // +1: room to see EOF
 	}
 	for {
