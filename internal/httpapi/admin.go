@@ -104,11 +104,13 @@ func (s *Server) putAccommodation(c echo.Context) error {
 	if err := s.bindBody(c, &b); err != nil {
 		return err
 	}
-	var partner int64 // absent: the domain answers Missing
-	if b.Partner != nil {
-		if partner = *b.Partner; partner <= 0 {
+	var partner int64 // absent, null or "" (empty, §2): the domain answers Missing
+	if !absent(b.Partner) && string(b.Partner) != `""` {
+		n, err := strconv.ParseInt(string(b.Partner), 10, 64)
+		if err != nil || n <= 0 || !allDigits(string(b.Partner)) {
 			return messaging.Invalid("partner") // given, so not missing
 		}
+		partner = n
 	}
 	a, err := s.svc.PutAccommodation(c.Request().Context(), messaging.Accommodation{ID: id, PartnerID: partner, Name: b.Name})
 	if err != nil {
@@ -118,10 +120,10 @@ func (s *Server) putAccommodation(c echo.Context) error {
 		Data: api.AccommodationData{ID: strconv.FormatInt(a.ID, 10), Partner: a.PartnerID, Name: a.Name}})
 }
 
-// accommodationBody is api.AccommodationRequest with the partner's presence kept.
+// accommodationBody is api.AccommodationRequest with the partner as written, a JSON integer.
 type accommodationBody struct {
-	Partner *int64 `json:"partner"`
-	Name    string `json:"name"`
+	Partner json.RawMessage `json:"partner"`
+	Name    string          `json:"name"`
 }
 
 type reservationBody struct {

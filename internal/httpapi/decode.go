@@ -70,10 +70,10 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 // is given twice, whatever the earlier values were, and other members are ignored. encoding/json
 // would also take a member whose name matches a field's only when case is ignored, where the
 // contract's names are case-sensitive (§2): {"Content": ""} is an unknown field, not the
-// content. json.RawMessage fields get the value as written, others (and their UnmarshalJSON)
-// decode it with encoding/json. A value that escapes half of a UTF-16 surrogate pair alone is
-// 400 invalid_parameter naming its field: encoding/json would read it as U+FFFD and store other
-// text than was sent, where invalid UTF-8 bytes are refused.
+// content. json.RawMessage fields get the value as written, for their parsers to check (each
+// reads strings with jsonString), others (and their UnmarshalJSON) decode it with encoding/json.
+// A value of the latter that escapes half of a UTF-16 surrogate pair alone is 400
+// invalid_parameter naming its field, as jsonString refuses it for the former.
 func decodeObject(body []byte, dst any) error {
 	v := reflect.ValueOf(dst).Elem()
 	fields := jsonFields(v.Type())
@@ -99,13 +99,13 @@ func decodeObject(body []byte, dst any) error {
 		if value == nil {
 			continue
 		}
-		if loneSurrogate(value) {
-			return messaging.Invalid(f.name)
-		}
 		field := v.FieldByIndex(f.index)
 		if f.raw {
 			field.SetBytes(value)
 			continue
+		}
+		if loneSurrogate(value) {
+			return messaging.Invalid(f.name)
 		}
 		if u, ok := field.Addr().Interface().(json.Unmarshaler); ok {
 			err = u.UnmarshalJSON(value) // as json.Unmarshal would, without checking value again
@@ -198,6 +198,17 @@ func eachMember(body []byte, f func(name, value []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// jsonString reads raw, a JSON value, as a string. It is false for any other JSON type, and for
+// a string that escapes half of a UTF-16 surrogate pair alone: encoding/json would read that as
+// U+FFFD and so store other text than was sent, where invalid UTF-8 bytes are refused.
+func jsonString(raw []byte) (string, bool) {
+	var s string
+	if json.Unmarshal(raw, &s) != nil || loneSurrogate(raw) {
+		return "", false
+	}
+	return s, true
 }
 
 // loneSurrogate reports whether the JSON value b (valid JSON) holds a \u escape of half of a
@@ -333,7 +344,8 @@ func parseAccommodation(raw json.RawMessage, field string) (int64, error) {
 	}
 	text := string(raw)
 	if raw[0] == '"' {
-		if err := json.Unmarshal(raw, &text); err != nil {
+		var ok bool
+		if text, ok = jsonString(raw); !ok {
 			return 0, messaging.Invalid(field)
 		}
 	}
@@ -359,8 +371,8 @@ func parseReservation(raw json.RawMessage, field string) (string, error) {
 		}
 		return string(raw), nil
 	}
-	var id string
-	if err := json.Unmarshal(raw, &id); err != nil || !messaging.ValidReservationID(id) {
+	id, ok := jsonString(raw)
+	if !ok || !messaging.ValidReservationID(id) {
 		return "", messaging.Invalid(field)
 	}
 	return id, nil
@@ -376,8 +388,8 @@ func parseUUID(raw json.RawMessage, field string) (id uuid.UUID, given bool, err
 	if n := len(raw); n == 38 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
 		text = raw[1 : n-1] // a plain string: its bytes are its text (confirm reads 1,000 of these)
 	} else {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, ok := jsonString(raw)
+		if !ok {
 			return uuid.Nil, false, messaging.Invalid(field)
 		}
 		text = []byte(s)
@@ -411,17 +423,17 @@ func parseString(raw json.RawMessage, field string) (string, error) {
 	if absent(raw) {
 		return "", nil
 	}
-	var text string
-	if err := json.Unmarshal(raw, &text); err != nil {
+	text, ok := jsonString(raw)
+	if !ok {
 		return "", messaging.Invalid(field)
 	}
 	return text, nil
 }
 
 // parseUUIDs reads an array of UUID strings of at most max elements, naming a bad element by
-// its position. Absent or null is nil.
+// its position. Absent, null or "" is nil.
 func parseUUIDs(raw json.RawMessage, field string, max int) ([]uuid.UUID, error) {
-	if absent(raw) {
+	if absent(raw) || string(raw) == `""` {
 		return nil, nil
 	}
 	var elems []json.RawMessage
