@@ -109,7 +109,7 @@ func TestRoutingComesBeforeAuthentication(t *testing.T) {
 		{http.MethodDelete, "/3.1/messages/latest/confirm", 405, "method_not_allowed", "POST"},
 		{http.MethodOptions, "/messages/conversations", 405, "method_not_allowed", "POST"},
 		{http.MethodGet, "/admin/partners", 405, "method_not_allowed", "POST"},
-		{http.MethodOptions, "/healthz", 405, "method_not_allowed", "GET"},
+		{http.MethodOptions, "/healthz", 405, "method_not_allowed", "GET, HEAD"},
 		{http.MethodPost, "/admin/nope", 404, "not_found", ""},
 	}
 	for _, tc := range cases {
@@ -117,6 +117,21 @@ func TestRoutingComesBeforeAuthentication(t *testing.T) {
 		if a.status != tc.status || a.errorID(t) != tc.errID || a.header.Get("Allow") != tc.allow {
 			t.Errorf("%s %s = %d %s, Allow %q; want %d %s, Allow %q", tc.method, tc.path, a.status, a.body,
 				a.header.Get("Allow"), tc.status, tc.errID, tc.allow)
+		}
+	}
+}
+
+// HEAD answers wherever GET does, as GET would without the body (RFC 9110 §9.3.2): load
+// balancers and uptime checkers probe with it. (Found by review: HEAD /healthz answered 405.)
+func TestHeadAnswersAsGetWithoutABody(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		get := e.raw(http.MethodGet, path, nil, "")
+		head := e.raw(http.MethodHead, path, nil, "")
+		if get.status != http.StatusOK || head.status != http.StatusOK || len(head.body) != 0 ||
+			head.header.Get("Content-Type") != get.header.Get("Content-Type") || head.header.Get("X-Request-Id") == "" {
+			t.Errorf("HEAD %s = %d %v %q; want 200 with GET's Content-Type (GET: %d %v), no body", path,
+				head.status, head.header, head.body, get.status, get.header)
 		}
 	}
 }

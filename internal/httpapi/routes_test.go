@@ -66,7 +66,7 @@ func openAPIPaths(t *testing.T, file string) []openAPIPath {
 	}
 	defer f.Close()
 	pathRE := regexp.MustCompile(`^  (/\S*):\s*$`)
-	methodRE := regexp.MustCompile(`^    (get|put|post|delete|patch):\s*$`)
+	methodRE := regexp.MustCompile(`^    (get|head|put|post|delete|patch):\s*$`)
 	refRE := regexp.MustCompile(`^    \$ref: '#/paths/(\S+)'\s*$`)
 	statusRE := regexp.MustCompile(`^        '(\d{3})':`)
 	var paths []openAPIPath

@@ -90,6 +90,7 @@ type route struct {
 }
 
 // routes is the route table, in the order of openapi.yaml (a test holds the two together).
+// Each GET has its HEAD, as HTTP asks of a server (RFC 9110 §9.3.2): health checkers use it.
 func (s *Server) routes() []route {
 	var rs []route
 	for _, p := range []struct {
@@ -114,8 +115,11 @@ func (s *Server) routes() []route {
 		route{http.MethodPut, "/admin/accommodations/:id", s.putAccommodation, admin},
 		route{http.MethodPut, "/admin/reservations/:id", s.putReservation, admin},
 		route{http.MethodGet, "/healthz", s.healthz, nil},
+		route{http.MethodHead, "/healthz", s.healthz, nil},
 		route{http.MethodGet, "/readyz", s.readyz, nil},
+		route{http.MethodHead, "/readyz", s.readyz, nil},
 		route{http.MethodGet, "/metrics", s.metricsHandler, nil},
+		route{http.MethodHead, "/metrics", s.metricsHandler, nil},
 	)
 }
 

@@ -14,8 +14,10 @@ func TestStartingServiceAnswersUnavailable(t *testing.T) {
 	srv := httptest.NewServer(httpapi.NewStarting(slog.New(slog.NewTextHandler(io.Discard, nil)), 0))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, url: srv.URL}
-	if a := e.raw(http.MethodGet, "/healthz", nil, ""); a.status != http.StatusOK {
-		t.Errorf("GET /healthz while starting = %d %s, want 200", a.status, a.body)
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		if a := e.raw(method, "/healthz", nil, ""); a.status != http.StatusOK {
+			t.Errorf("%s /healthz while starting = %d %s, want 200", method, a.status, a.body)
+		}
 	}
 	for _, r := range []struct{ method, path string }{
 		{http.MethodGet, "/readyz"}, {http.MethodPost, "/messages/send"}, {http.MethodPost, "/3.2/messages/latest"},
