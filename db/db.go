@@ -3,30 +3,49 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
-	// The postgres driver registers the "postgres" database scheme for migrate.New.
-	_ "github.com/golang-migrate/migrate/v4/database/postgres"
+	"github.com/golang-migrate/migrate/v4/database/postgres"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/lib/pq"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
 // Migrator applies the embedded migrations. It opens its own connection from the DSN it is given,
-// because closing a migrator closes the database handle it was built on.
+// because closing a migrator closes the database handle it was built on. One migrator at a time
+// works on a database: from NewMigrator to Close it holds the session advisory lock
+// migrationLockKey.
 type Migrator struct {
 	m      *migrate.Migrate
+	pool   *sql.DB
 	latest uint // the newest embedded migration's version
 }
 
-// NewMigrator connects to dsn for migrating. Close it when done.
-func NewMigrator(dsn string) (*Migrator, error) {
+// connectTimeout bounds connecting for migrations, the handshake included, unless the DSN sets
+// connect_timeout itself: a database that accepts the connection and never answers (frozen, or
+// a pooler whose database is down) is then unreachable, which serve retries, instead of being
+// waited on for ever. Statements have no bound: a migration takes what it takes.
+const connectTimeout = 10 * time.Second
+
+// migrationLockKey names the lock one migrator at a time holds (pg_advisory_lock's one-bigint
+// space, apart from the purge's). golang-migrate's own lock is not enough: it waits on it without
+// a context, so a signal could not end the wait, and gives up after 15 s, where another
+// process's migration may take minutes. This one is waited on for as long as that takes, or
+// until ctx ends.
+const migrationLockKey int64 = 0x6d73_676d_6967_7261 // "msgmigra"
+
+// NewMigrator connects to dsn for migrating, and waits until no other migrator works on the
+// database. When ctx ends first, it returns ctx's error. Close it when done.
+func NewMigrator(ctx context.Context, dsn string) (*Migrator, error) {
 	src, err := iofs.New(migrations, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("open embedded migrations: %w", err)
@@ -41,17 +60,74 @@ func NewMigrator(dsn string) (*Migrator, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read embedded migrations: %w", err)
 	}
-	m, err := migrate.NewWithSourceInstance("iofs", src, dsn)
+	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("connect for migrations: %w", err)
 	}
-	return &Migrator{m: m, latest: latest}, nil
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	connector, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect for migrations: %w", err)
+	}
+	pool := sql.OpenDB(connector)
+	type opened struct {
+		drv database.Driver
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		drv, err := lockedDriver(ctx, pool)
+		done <- opened{drv, err}
+	}()
+	var o opened
+	select {
+	case o = <-done:
+	case <-ctx.Done():
+		// lib/pq's handshake does not watch ctx: leave it to end by connectTimeout, then close
+		// what it opened. Nothing was migrated yet.
+		go func() { <-done; pool.Close() }()
+		return nil, ctx.Err()
+	}
+	if o.err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect for migrations: %w", o.err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "postgres", o.drv)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect for migrations: %w", err)
+	}
+	return &Migrator{m: m, pool: pool, latest: latest}, nil
+}
+
+// lockedDriver takes a connection of pool, waits on it for migrationLockKey (a session lock: it
+// lasts until the pool closes the connection), and makes golang-migrate's driver of it.
+func lockedDriver(ctx context.Context, pool *sql.DB) (database.Driver, error) {
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	drv, err := postgres.WithConnection(ctx, conn, &postgres.Config{})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return drv, nil
 }
 
 // Up applies every pending migration. Having nothing to apply is success. When ctx ends, it
 // stops after the migration it is applying (a migration is never cut in the middle: each is one
 // transaction, and an interrupted one leaves the version dirty) and returns ctx's error.
 func (mg *Migrator) Up(ctx context.Context) error {
+	if err := mg.checkNotNewer(); err != nil {
+		return fmt.Errorf("migrate up: %w", err)
+	}
 	stop := context.AfterFunc(ctx, func() { mg.m.GracefulStop <- true })
 	defer stop()
 	if err := mg.m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
@@ -88,9 +164,22 @@ func (mg *Migrator) CheckCurrent() error {
 	case v < mg.latest:
 		return fmt.Errorf("the schema is at version %d and this binary needs %d: run `messaging migrate up` first", v, mg.latest)
 	case v > mg.latest:
-		return fmt.Errorf("the schema is at version %d, newer than this binary's %d: run the binary that migrated it", v, mg.latest)
+		return mg.newerError(v)
 	}
 	return nil
+}
+
+// checkNotNewer refuses a clean schema newer than the binary's migrations, which golang-migrate
+// would report as a missing migration file. (A dirty one is dirtyError's.)
+func (mg *Migrator) checkNotNewer() error {
+	if v, dirty, err := mg.Version(); err == nil && !dirty && v > mg.latest {
+		return mg.newerError(v)
+	}
+	return nil
+}
+
+func (mg *Migrator) newerError(v uint) error {
+	return fmt.Errorf("the schema is at version %d, newer than this binary's %d: run the binary that migrated it", v, mg.latest)
 }
 
 // Force records version as the applied one, clean, without running anything: the way out of a
@@ -114,6 +203,9 @@ func (mg *Migrator) Down() error {
 	if v, dirty, err := mg.Version(); err == nil && v == 0 && !dirty {
 		return errors.New("migrate down: no migration is applied")
 	}
+	if err := mg.checkNotNewer(); err != nil {
+		return fmt.Errorf("migrate down: %w", err)
+	}
 	if err := mg.m.Steps(-1); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrate down: %w", err)
 	}
@@ -130,15 +222,15 @@ func (mg *Migrator) Version() (version uint, dirty bool, err error) {
 	return version, dirty, err
 }
 
-// Close releases the migrator's connection.
+// Close releases the migrator's connection, and with it the lock.
 func (mg *Migrator) Close() error {
 	srcErr, dbErr := mg.m.Close()
-	return errors.Join(srcErr, dbErr)
+	return errors.Join(srcErr, dbErr, mg.pool.Close())
 }
 
 // Migrate applies every pending migration to the database at dsn, as Up does.
 func Migrate(ctx context.Context, dsn string) error {
-	mg, err := NewMigrator(dsn)
+	mg, err := NewMigrator(ctx, dsn)
 	if err != nil {
 		return err
 	}
@@ -147,8 +239,8 @@ func Migrate(ctx context.Context, dsn string) error {
 }
 
 // CheckCurrent checks the schema of the database at dsn, as Migrator.CheckCurrent does.
-func CheckCurrent(dsn string) error {
-	mg, err := NewMigrator(dsn)
+func CheckCurrent(ctx context.Context, dsn string) error {
+	mg, err := NewMigrator(ctx, dsn)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		SELECT conversation_id, 2, 9223372036854775807, array_agg(seq) FROM messages GROUP BY conversation_id
 		UNION ALL SELECT conversation_id, 3, max(seq), array_agg(seq) FROM messages GROUP BY conversation_id`)
 
-	mg, err := db.NewMigrator(dsn)
+	mg, err := db.NewMigrator(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestPrivateColumnsAreNeverSampled(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	conn := sqlx.MustConnect("postgres", dsn)
 	defer conn.Close()
-	mg, err := db.NewMigrator(dsn)
+	mg, err := db.NewMigrator(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,5 +196,65 @@ func TestPrivateColumnsAreNeverSampled(t *testing.T) {
 	var others int
 	if err := conn.Get(&others, `SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'messages'`); err != nil || others == 0 {
 		t.Errorf("after migration 8, ANALYZE gathered %d statistics of the messages' other columns (%v), want them kept", others, err)
+	}
+}
+
+// One migrator at a time works on a database, and the others wait for it however long its
+// migrations take, or until their context ends. (Found by review: a second process gave up
+// after golang-migrate's 15 s lock timeout, and serve exited 1, while the first applied a
+// longer migration; and a signal could not end the wait.)
+func TestOneMigratorAtATime(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	first, err := db.NewMigrator(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type opened struct {
+		mg  *db.Migrator
+		err error
+	}
+	open := func(ctx context.Context) chan opened {
+		ch := make(chan opened, 1)
+		go func() {
+			mg, err := db.NewMigrator(ctx, dsn)
+			ch <- opened{mg, err}
+		}()
+		return ch
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancelled, waiting := open(ctx), open(context.Background())
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case o := <-cancelled:
+		t.Fatalf("NewMigrator while another works = %v; want it to wait", o.err)
+	case o := <-waiting:
+		t.Fatalf("NewMigrator while another works = %v; want it to wait", o.err)
+	default:
+	}
+
+	cancel() // a signal
+	select {
+	case o := <-cancelled:
+		if !errors.Is(o.err, context.Canceled) {
+			t.Errorf("NewMigrator when its context ends = %v, want context.Canceled", o.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("NewMigrator still waiting 5 s after its context ended")
+	}
+
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-waiting:
+		if o.err != nil {
+			t.Fatalf("NewMigrator after the other closed = %v", o.err)
+		}
+		defer o.mg.Close()
+		if err := o.mg.Up(context.Background()); err != nil {
+			t.Errorf("Up after the other's migrations = %v, want nothing to apply", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("NewMigrator still waiting 5 s after the other closed")
 	}
 }

@@ -263,7 +263,7 @@ func parseMigrate(args []string) (migrateArgs, error) {
 }
 
 func migrateCommand(ctx context.Context, cfg Config, args migrateArgs, stdout io.Writer) error {
-	mg, err := db.NewMigrator(cfg.DatabaseURL)
+	mg, err := db.NewMigrator(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -373,7 +373,7 @@ func maskDSN(dsn string) string {
 // schema other than the one its code is written for is an error, not something to change behind
 // the operator's back.
 func purgeCommand(ctx context.Context, cfg Config, log *slog.Logger) error {
-	if err := db.CheckCurrent(cfg.DatabaseURL); err != nil {
+	if err := db.CheckCurrent(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
 	store, closeStore, err := openPurgeStore(ctx, cfg.DatabaseURL, 0)

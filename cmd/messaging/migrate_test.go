@@ -21,7 +21,7 @@ import (
 func migratedTo(t *testing.T, version uint) string {
 	t.Helper()
 	dsn := pgtest.DSN(t)
-	mg, err := db.NewMigrator(dsn)
+	mg, err := db.NewMigrator(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func migratedTo(t *testing.T, version uint) string {
 
 func migrationVersion(t *testing.T, dsn string) (uint, bool) {
 	t.Helper()
-	mg, err := db.NewMigrator(dsn)
+	mg, err := db.NewMigrator(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,5 +223,29 @@ func TestDirtyNewerVersionWayOutIsRunnable(t *testing.T) {
 			strings.Contains(err.Error(), "migrate force 9") {
 			t.Errorf("%q on dirty version 9 = %v; want it refused, naming the newer binary as the way out", args, err)
 		}
+	}
+}
+
+// TestNewerSchemaIsNamed: the binary against a clean schema newer than its own (a newer
+// binary migrated it; the deployment rolled back). `purge` says so ("the schema is at version 9,
+// newer than this binary's 8: run the binary that migrated it"), and a dirty newer version is
+// named as such for serve and migrate (TestDirtyNewerVersionWayOutIsRunnable). `serve`,
+// `migrate up` and `bootstrap` (which migrate first) fail instead with golang-migrate's
+// "no migration found for version 9: read down for version 9 migrations: file does not exist",
+// which reads as a broken binary and names no way out.
+func TestNewerSchemaIsNamed(t *testing.T) {
+	dsn := migratedTo(t, 8)
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	conn.MustExec(`UPDATE schema_migrations SET version = 9, dirty = false`)
+	cfg := env(map[string]string{"DATABASE_URL": dsn})
+	for _, args := range [][]string{{"migrate", "up"}, {"bootstrap", "-kind", "guest", "-name", "App"}} {
+		err := run(context.Background(), args, cfg, &strings.Builder{})
+		if err == nil || !strings.Contains(err.Error(), "newer than this binary's 8") {
+			t.Errorf("%q on clean version 9 = %v; want it refused, saying the schema is newer than this binary's 8", args, err)
+		}
+	}
+	if v, dirty := migrationVersion(t, dsn); v != 9 || dirty {
+		t.Errorf("version %d (dirty %t) after the refusals, want 9, clean", v, dirty)
 	}
 }
