@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/guestmsg/messaging/internal/httpapi"
 	"github.com/guestmsg/messaging/internal/messaging"
 )
 
@@ -102,8 +103,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.AdminToken != "" && utf8.RuneCountInString(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("ADMIN_TOKEN: use at least 16 characters"))
 	}
-	if c.WriteTimeout > 0 && c.RequestTimeout >= c.WriteTimeout {
-		errs = append(errs, errors.New("REQUEST_TIMEOUT: must be shorter than WRITE_TIMEOUT, or answers are cut off"))
+	if c.WriteTimeout > 0 && c.RequestTimeout > c.WriteTimeout-httpapi.AnswerMargin {
+		errs = append(errs, fmt.Errorf("REQUEST_TIMEOUT: must be at least %v shorter than WRITE_TIMEOUT, so that its 503 can still be written", httpapi.AnswerMargin))
 	}
 	if c.Windows.RetentionDays < c.Windows.GuestDays {
 		errs = append(errs, errors.New("RETENTION_DAYS: must not be shorter than GUEST_WINDOW_DAYS"))

@@ -166,6 +166,21 @@ func TestConfigTimeoutsAndLimits(t *testing.T) {
 	}
 }
 
+// REQUEST_TIMEOUT leaves a second of WRITE_TIMEOUT to write its 503. (Found by review:
+// REQUEST_TIMEOUT=1999ms with WRITE_TIMEOUT=2s was accepted, and a request waiting on a lock got
+// no answer at all, while the log said 503.)
+func TestLoadConfigLeavesTimeToAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		request, write string
+		ok             bool
+	}{{"1s", "2s", true}, {"1001ms", "2s", false}, {"1999ms", "2s", false}, {"10s", "10s", false}} {
+		_, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x", "REQUEST_TIMEOUT": tc.request, "WRITE_TIMEOUT": tc.write}))
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "REQUEST_TIMEOUT: must be at least 1s shorter than WRITE_TIMEOUT") {
+			t.Errorf("REQUEST_TIMEOUT=%s WRITE_TIMEOUT=%s: %v, want accepted: %t", tc.request, tc.write, err, tc.ok)
+		}
+	}
+}
+
 // Help and an unknown command need no configuration: a new user's first command works.
 func TestHelpNeedsNoConfiguration(t *testing.T) {
 	noEnv := func(string) string { return "" }

@@ -557,7 +557,7 @@ func TestSlowUploadBodyDoesNotSpendTheDatabaseDeadline(t *testing.T) {
 	}{
 		{0, http.StatusOK},
 		{10 * time.Second, http.StatusOK},
-		// The body ends after WRITE_TIMEOUT less answerMargin (1 s): 503 while it can be written.
+		// The body ends after WRITE_TIMEOUT less AnswerMargin (1 s): 503 while it can be written.
 		{1600 * time.Millisecond, http.StatusServiceUnavailable},
 	} {
 		e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, dbTimeout: dbTimeout, answerBy: tc.answerBy})

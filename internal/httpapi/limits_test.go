@@ -21,6 +21,7 @@ import (
 
 	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/httpapi"
+	"github.com/guestmsg/messaging/internal/messaging"
 )
 
 func TestRateLimitPerPartner(t *testing.T) {
@@ -139,5 +140,27 @@ func TestHeaderLimitCountsTheBytesSent(t *testing.T) {
 		if !logs.logged(id, want) {
 			t.Errorf("no request log line with status %d for %s; logs:\n%s", want, id, logs)
 		}
+	}
+}
+
+// A request's first database deadline ends AnswerMargin before AnswerWithin (WRITE_TIMEOUT) at
+// the latest, as the deadline restarted after a slow body does, whatever DBTimeout is: its 503
+// can still be written. (Found by review: only the restarted deadline was capped.)
+func TestDatabaseDeadlineLeavesTimeToAnswer(t *testing.T) {
+	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, dbTimeout: 10 * time.Second, answerBy: 1500 * time.Millisecond})
+	th := e.thread()
+	lock, err := e.db.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec(`LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	a := e.as(th.property, "/messages/latest", "")
+	if took := time.Since(start); a.status != http.StatusServiceUnavailable || a.errorID(t) != api.ErrUnavailable || took > 1200*time.Millisecond {
+		t.Errorf("latest waiting on a lock (REQUEST_TIMEOUT 10s, WRITE_TIMEOUT 1.5s) = %d %s after %v; want 503 unavailable after about 0.5 s",
+			a.status, a.body, took.Round(time.Millisecond))
 	}
 }
