@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,15 +20,24 @@ const purgeUnlockSQL = `SELECT pg_advisory_unlock($1)`
 // TryPurgeLock takes the purge lock on a connection of its own and reports whether it got it:
 // false means another replica is purging. release returns the lock and the connection; should
 // unlocking fail, the connection is discarded, which ends its session and with it the lock.
-// Errors: messaging.ErrUnavailable.
+// A connection that turns out dead is replaced, up to twice: database/sql does that for
+// statements on the pool, never on a held connection, and the pool keeps the purge's
+// connections idle between passes, through a restart of the server (found by review: the two
+// passes after one failed). Errors: messaging.ErrUnavailable.
 func (s *Store) TryPurgeLock(ctx context.Context) (release func(), ok bool, err error) {
-	conn, err := s.db.Connx(ctx)
-	if err != nil {
-		return nil, false, translate(err)
-	}
-	if err := conn.GetContext(ctx, &ok, tryPurgeLockSQL, purgeLockKey); err != nil {
+	var conn *sqlx.Conn
+	for attempt := 1; ; attempt++ {
+		if conn, err = s.db.Connx(ctx); err != nil {
+			return nil, false, translate(err)
+		}
+		err = conn.GetContext(ctx, &ok, tryPurgeLockSQL, purgeLockKey)
+		if err == nil {
+			break
+		}
 		_ = discard(conn) // the lock may have been taken before the error: end the session
-		return nil, false, translate(err)
+		if !errors.Is(err, driver.ErrBadConn) || attempt == 3 {
+			return nil, false, translate(err)
+		}
 	}
 	if !ok {
 		_ = conn.Close()

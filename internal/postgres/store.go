@@ -235,9 +235,20 @@ func (s *Store) inTxOnce(ctx context.Context, fn func(tx *sqlx.Tx) error) error 
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
-		return translate(err)
+		return translate(cutOff(ctx, err))
 	}
-	return translate(tx.Commit())
+	return translate(cutOff(ctx, tx.Commit()))
+}
+
+// cutOff is err, or ctx's error when database/sql rolled the transaction back itself because
+// ctx ended (it watches the context), which it then reports as sql.ErrTxDone: a request cut
+// off, not an unknown error. (Found by review: a deadline between the last statement and the
+// commit answered 500.)
+func cutOff(ctx context.Context, err error) error {
+	if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // lockOrInsert runs lock, which reads a row FOR UPDATE, and when there is none, insert, which
