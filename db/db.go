@@ -135,7 +135,7 @@ func (mg *Migrator) Up(ctx context.Context) error {
 		if errors.As(err, &dirty) {
 			return fmt.Errorf("migrate up: %w", mg.dirtyError(dirty.Version))
 		}
-		return fmt.Errorf("migrate up: %w", err)
+		return fmt.Errorf("migrate up: %w", withCause(err))
 	}
 	return ctx.Err()
 }
@@ -193,7 +193,7 @@ func (mg *Migrator) Force(version int) error {
 		version = database.NilVersion
 	}
 	if err := mg.m.Force(version); err != nil {
-		return fmt.Errorf("migrate force: %w", err)
+		return fmt.Errorf("migrate force: %w", withCause(err))
 	}
 	return nil
 }
@@ -207,7 +207,7 @@ func (mg *Migrator) Down() error {
 		return fmt.Errorf("migrate down: %w", err)
 	}
 	if err := mg.m.Steps(-1); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return fmt.Errorf("migrate down: %w", err)
+		return fmt.Errorf("migrate down: %w", withCause(err))
 	}
 	return nil
 }
@@ -219,8 +219,25 @@ func (mg *Migrator) Version() (version uint, dirty bool, err error) {
 	if errors.Is(err, migrate.ErrNilVersion) {
 		return 0, false, nil
 	}
-	return version, dirty, err
+	return version, dirty, withCause(err)
 }
+
+// withCause puts the driver's error that golang-migrate's database.Error holds, without
+// unwrapping it, in reach of errors.Is and errors.As: serve tells a lost connection, which it
+// retries, from a failed migration by it. (Found by review: a restart of PostgreSQL during the
+// start-up migrations ended serve.)
+func withCause(err error) error {
+	var dbErr *database.Error
+	if errors.As(err, &dbErr) && dbErr.OrigErr != nil {
+		return causeError{err, dbErr.OrigErr}
+	}
+	return err
+}
+
+type causeError struct{ err, cause error }
+
+func (e causeError) Error() string   { return e.err.Error() }
+func (e causeError) Unwrap() []error { return []error{e.err, e.cause} }
 
 // Close releases the migrator's connection, and with it the lock.
 func (mg *Migrator) Close() error {
