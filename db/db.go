@@ -92,6 +92,9 @@ func NewMigrator(ctx context.Context, dsn string) (*Migrator, error) {
 	}
 	if o.err != nil {
 		pool.Close()
+		if ctx.Err() != nil { // the lock's wait, cancelled by lib/pq when ctx ended
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("connect for migrations: %w", o.err)
 	}
 	m, err := migrate.NewWithInstance("iofs", src, "postgres", o.drv)
