@@ -203,11 +203,13 @@ func (mg *Migrator) Force(version int) error {
 
 // Down reverts the most recent migration.
 func (mg *Migrator) Down() error {
-	if v, dirty, err := mg.Version(); err == nil && v == 0 && !dirty {
-		return errors.New("migrate down: no migration is applied")
-	}
-	if err := mg.checkNotNewer(); err != nil {
-		return fmt.Errorf("migrate down: %w", err)
+	if v, dirty, err := mg.Version(); err == nil && !dirty {
+		switch {
+		case v == 0:
+			return errors.New("migrate down: no migration is applied")
+		case v > mg.latest:
+			return fmt.Errorf("migrate down: %w", mg.newerError(v))
+		}
 	}
 	if err := mg.m.Steps(-1); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrate down: %w", withCause(err))

@@ -239,7 +239,7 @@ func TestNewerSchemaIsNamed(t *testing.T) {
 	defer conn.Close()
 	conn.MustExec(`UPDATE schema_migrations SET version = 9, dirty = false`)
 	cfg := env(map[string]string{"DATABASE_URL": dsn})
-	for _, args := range [][]string{{"migrate", "up"}, {"bootstrap", "-kind", "guest", "-name", "App"}} {
+	for _, args := range [][]string{{"migrate", "up"}, {"migrate", "down"}, {"bootstrap", "-kind", "guest", "-name", "App"}} {
 		err := run(context.Background(), args, cfg, &strings.Builder{})
 		if err == nil || !strings.Contains(err.Error(), "newer than this binary's 8") {
 			t.Errorf("%q on clean version 9 = %v; want it refused, saying the schema is newer than this binary's 8", args, err)
