@@ -7,7 +7,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"strconv"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -116,17 +118,96 @@ func lockedDriver(ctx context.Context, pool *sql.DB) (database.Driver, error) {
 		conn.Close()
 		return nil, err
 	}
-	drv, err := postgres.WithConnection(ctx, conn, &postgres.Config{})
+	cfg := &postgres.Config{}
+	drv, err := postgres.WithConnection(ctx, conn, cfg) // fills in cfg's schema and table
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	return drv, nil
+	table := pq.QuoteIdentifier(cfg.SchemaName) + "." + pq.QuoteIdentifier(cfg.MigrationsTable)
+	return &atomicDriver{Driver: drv, conn: conn, table: table}, nil
+}
+
+// atomicDriver runs each migration in one transaction with the recording of the version it
+// leads to, so that the version recorded is always the migrations that took effect, whatever
+// ends the process or its session (a kill, a restart of PostgreSQL) or the migration (an
+// error): the next Up applies what is missing. golang-migrate's driver records the version as
+// dirty, runs the file, then records it clean, each in a transaction of its own; a dirty version
+// stopped every start until an operator found out whether the migration had committed and ran
+// `migrate force`. The files hold no transaction control of their own (db_test checks).
+type atomicDriver struct {
+	database.Driver           // golang-migrate's, on conn
+	conn            *sql.Conn // the connection holding migrationLockKey
+	table           string    // the version table, as the driver names it
+	target          int       // the version the migration to run leads to
+}
+
+// lineAt returns the line of query that PostgreSQL's error position (1-based, in characters)
+// points into, or 0 without one.
+func lineAt(query, position string) uint {
+	pos, err := strconv.Atoi(position)
+	if err != nil || pos < 1 {
+		return 0
+	}
+	line := uint(1)
+	for _, r := range query {
+		if pos--; pos == 0 {
+			break
+		}
+		if r == '\n' {
+			line++
+		}
+	}
+	return line
+}
+
+// SetVersion leaves golang-migrate's dirty mark before a migration to Run, which records the
+// version with the migration; other versions (clean after a migration, Force) it records.
+func (d *atomicDriver) SetVersion(version int, dirty bool) error {
+	if dirty {
+		d.target = version
+		return nil
+	}
+	return d.Driver.SetVersion(version, false)
+}
+
+// Run applies migration and records d.target as the version, clean, in one transaction.
+// Statements have no time bound: a migration takes what it takes.
+func (d *atomicDriver) Run(migration io.Reader) error {
+	body, err := io.ReadAll(migration)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	tx, err := d.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrating to version %d: %w", d.target, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		var pqErr *pq.Error
+		if errors.As(err, &pqErr) && pqErr.Position != "" {
+			return fmt.Errorf("migrating to version %d failed at line %d of its file: %w", d.target, lineAt(string(body), pqErr.Position), err)
+		}
+		return fmt.Errorf("migrating to version %d failed: %w", d.target, err)
+	}
+	if _, err := tx.ExecContext(ctx, `TRUNCATE `+d.table); err != nil {
+		return fmt.Errorf("migrating to version %d, recording it: %w", d.target, err)
+	}
+	if d.target >= 0 { // database.NilVersion, after the first migration's down, is no row
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+d.table+` (version, dirty) VALUES ($1, false)`, d.target); err != nil {
+			return fmt.Errorf("migrating to version %d, recording it: %w", d.target, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrating to version %d, committing: %w", d.target, err)
+	}
+	return nil
 }
 
 // Up applies every pending migration. Having nothing to apply is success. When ctx ends, it
 // stops after the migration it is applying (a migration is never cut in the middle: each is one
-// transaction, and an interrupted one leaves the version dirty) and returns ctx's error.
+// transaction with its version, see atomicDriver) and returns ctx's error.
 func (mg *Migrator) Up(ctx context.Context) error {
 	if err := mg.checkNotNewer(); err != nil {
 		return fmt.Errorf("migrate up: %w", err)

@@ -3,6 +3,10 @@ package db_test
 import (
 	"context"
 	"database/sql"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,5 +259,74 @@ func TestOneMigratorAtATime(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("NewMigrator still waiting 5 s after the other closed")
+	}
+}
+
+// A migration and the version it leads to are recorded in one transaction: a migration that
+// fails part-way leaves nothing of itself and the version before it, clean, and the next Up
+// applies it once the cause is gone. (golang-migrate alone records the version as dirty before
+// it runs the file and clean after, in transactions of their own, so a failure, a kill or a
+// lost session in between left a dirty version that only an operator's `migrate force` undid,
+// and they had to find out first whether the migration had committed.)
+func TestAMigrationCommitsWithItsVersion(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	mg, err := db.NewMigrator(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	latest, _, err := mg.Version()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := latest; v > 1; v-- {
+		if err := mg.Down(); err != nil {
+			t.Fatalf("down from %d: %v", v, err)
+		}
+	}
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	// Migration 2 creates the attachments table, then two indexes; the second's name is taken.
+	conn.MustExec(`CREATE TABLE blocker (x int); CREATE INDEX attachments_orphans_idx ON blocker (x)`)
+
+	if err := mg.Up(context.Background()); err == nil || !strings.Contains(err.Error(), `"attachments_orphans_idx" already exists`) {
+		t.Fatalf("Up with migration 2's index name taken = %v, want the failure named", err)
+	}
+	if v, dirty, err := mg.Version(); v != 1 || dirty || err != nil {
+		t.Errorf("version after migration 2 failed = %d (dirty %t, %v), want 1, clean", v, dirty, err)
+	}
+	var tables int
+	if err := conn.Get(&tables, `SELECT count(*) FROM pg_tables WHERE tablename = 'attachments'`); err != nil || tables != 0 {
+		t.Errorf("after migration 2 failed, %d attachments tables (%v), want its first statement undone", tables, err)
+	}
+
+	conn.MustExec(`DROP TABLE blocker`)
+	if err := mg.Up(context.Background()); err != nil {
+		t.Fatalf("Up once the name is free = %v", err)
+	}
+	if v, dirty, err := mg.Version(); v != latest || dirty || err != nil {
+		t.Errorf("version = %d (dirty %t, %v), want %d, clean", v, dirty, err, latest)
+	}
+}
+
+// The migrator runs each file in the transaction that records its version: a file must not end
+// that transaction itself (COMMIT, ROLLBACK) or run what cannot run in one (CONCURRENTLY,
+// VACUUM), which would record the version apart from the migration again.
+func TestMigrationFilesLeaveTheTransactionToTheMigrator(t *testing.T) {
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migration files: %v, %v", files, err)
+	}
+	control := regexp.MustCompile(`(?im)^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION|VACUUM)\b|\bCONCURRENTLY\b`)
+	for _, file := range files {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			if code, _, _ := strings.Cut(line, "--"); control.MatchString(code) {
+				t.Errorf("%s: %q: the migrator's transaction holds the migration and its version", file, strings.TrimSpace(line))
+			}
+		}
 	}
 }

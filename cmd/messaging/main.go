@@ -46,7 +46,7 @@ func main() {
 const usage = `usage: messaging [command]
   serve                      run the HTTP API (the default); applies pending migrations first
   migrate up|down|version    apply all migrations, revert the last one, or print the version
-  migrate force VERSION      record VERSION as applied, after an interrupted migration
+  migrate force VERSION      record VERSION as applied: the way out of a dirty version
   purge                      run one retention pass now and log what it removed
   bootstrap -kind K -name N  create a partner (and an API key) and print them as JSON`
 

@@ -1,4 +1,3 @@
-BEGIN;
 DROP TABLE idempotency_keys;
 DROP TABLE deliveries;
 DROP TABLE messages;
@@ -7,4 +6,3 @@ DROP TABLE accommodations;
 DROP TABLE api_keys;
 DROP SEQUENCE partner_affiliate_ids;
 DROP TABLE partners;
-COMMIT;

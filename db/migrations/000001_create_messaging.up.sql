@@ -1,5 +1,3 @@
-BEGIN;
-
 -- A partner is a property platform or a guest platform, identified by its affiliate id.
 CREATE TABLE partners (
     affiliate_id bigint      PRIMARY KEY CHECK (affiliate_id > 0),
@@ -90,5 +88,3 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);
 CREATE INDEX idempotency_keys_conversation_idx ON idempotency_keys (conversation_id);
-
-COMMIT;

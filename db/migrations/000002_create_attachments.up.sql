@@ -1,5 +1,3 @@
-BEGIN;
-
 -- Files uploaded to a conversation (see internal/messaging/attachments.go). The bytes live in
 -- this table of their own, so that no message query ever reads them; messages refer to
 -- attachments by id in messages.attachments. An attachment goes with its conversation.
@@ -23,5 +21,3 @@ CREATE INDEX attachments_orphans_idx ON attachments (created_at) WHERE reference
 
 -- Images and PDFs are compressed already: store them out of line without trying to compress.
 ALTER TABLE attachments ALTER COLUMN content SET STORAGE EXTERNAL;
-
-COMMIT;

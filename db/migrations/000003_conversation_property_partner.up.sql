@@ -1,5 +1,3 @@
-BEGIN;
-
 -- The property partner of a conversation is kept on its row, so that the send and the hot reads
 -- find it without joining accommodations. The composite foreign key holds it equal to the
 -- accommodation's owner at all times, and follows a change of owner (ON UPDATE CASCADE); it
@@ -14,5 +12,3 @@ ALTER TABLE conversations
     ADD CONSTRAINT conversations_accommodation_partner_fkey FOREIGN KEY (accommodation_id, property_partner_id)
         REFERENCES accommodations (id, partner_id) ON UPDATE CASCADE,
     DROP CONSTRAINT conversations_accommodation_id_fkey;
-
-COMMIT;

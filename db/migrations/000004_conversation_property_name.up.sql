@@ -1,5 +1,3 @@
-BEGIN;
-
 -- The accommodation's name is kept on each of its conversations too, so that the latest page,
 -- the hottest read, names the sender of a property message without joining accommodations. The
 -- store writes it with the conversation, reading the accommodation under FOR KEY SHARE, and
@@ -11,5 +9,3 @@ ALTER TABLE conversations ADD COLUMN property_name text;
 UPDATE conversations c SET property_name = a.name
 FROM accommodations a
 WHERE a.id = c.accommodation_id AND a.name IS NOT NULL;
-
-COMMIT;

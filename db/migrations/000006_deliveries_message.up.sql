@@ -1,5 +1,3 @@
-BEGIN;
-
 -- A queue entry carries its message's public id and its conversation, so that a confirm finds
 -- each entry in one descent of (partner_id, message_id) and reads the conversation's window by
 -- its primary key, without looking every message up through messages_id_key first. Both facts
@@ -14,5 +12,3 @@ ALTER TABLE deliveries
     ALTER COLUMN message_id SET NOT NULL,
     ALTER COLUMN conversation_id SET NOT NULL;
 CREATE UNIQUE INDEX deliveries_message_key ON deliveries (partner_id, message_id);
-
-COMMIT;

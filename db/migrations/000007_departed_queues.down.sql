@@ -1,5 +1,3 @@
-BEGIN;
-
 -- Parked queues (through_seq = max int64: entries the conversation's guest partner can no
 -- longer read, moved out of its queue by the purge) go back into the queue, so that reverting
 -- loses no unconfirmed message: without this table, a latest page passes over such entries
@@ -15,5 +13,3 @@ WHERE q.through_seq = 9223372036854775807
 ON CONFLICT DO NOTHING;
 
 DROP TABLE departed_queues;
-
-COMMIT;

@@ -1,5 +1,3 @@
-BEGIN;
-
 -- What a partner's queue held of a conversation when the partner lost access to it (a change of
 -- the reservation's guest partner or of the accommodation's owner): the conversation's newest
 -- message then (0 without one) and the messages still unconfirmed. When the partner gets the
@@ -14,5 +12,3 @@ CREATE TABLE departed_queues (
     pending         bigint[] NOT NULL,
     PRIMARY KEY (conversation_id, partner_id)
 );
-
-COMMIT;

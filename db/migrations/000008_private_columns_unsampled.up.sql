@@ -5,8 +5,6 @@
 -- Idempotency-Keys, reservation ids) no statistics are kept at all: no query filters on them
 -- other than by a unique index, which needs none. Changing a column to its own type is what
 -- drops the statistics already gathered; it rewrites neither the table nor its indexes.
-BEGIN;
-
 ALTER TABLE messages
     ALTER COLUMN content SET STATISTICS 0, ALTER COLUMN content TYPE text;
 ALTER TABLE conversations
@@ -17,5 +15,3 @@ ALTER TABLE attachments
     ALTER COLUMN content SET STATISTICS 0, ALTER COLUMN content TYPE bytea;
 ALTER TABLE idempotency_keys
     ALTER COLUMN key SET STATISTICS 0, ALTER COLUMN key TYPE text;
-
-COMMIT;
