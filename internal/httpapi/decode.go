@@ -22,7 +22,8 @@ import (
 
 // bindBody reads the request body as one JSON object into dst, a pointer to a struct whose
 // fields are usually json.RawMessage so that each can be checked by name afterwards. An empty
-// body counts as {}. Errors: 415 for a non-JSON Content-Type (a missing one is accepted), 413
+// body counts as {}. Errors: 415 for a non-JSON Content-Type (a missing one is accepted) or a
+// Content-Encoding (a compressed body; identity is none), 413
 // over the limit, and 400 invalid_request for anything but a JSON object in valid UTF-8; a
 // field of the wrong JSON type is 400 invalid_parameter naming it.
 func (s *Server) bindBody(c echo.Context, dst any) error {
@@ -31,6 +32,9 @@ func (s *Server) bindBody(c echo.Context, dst any) error {
 		if !jsonMediaType(ct) {
 			return errMediaType
 		}
+	}
+	if !identityEncoded(req.Header) {
+		return errEncoding
 	}
 	if req.ContentLength > s.cfg.MaxBodyBytes {
 		return errTooLarge
@@ -299,6 +303,18 @@ func valueEnd(b []byte, i int) int {
 		j++
 	}
 	return j
+}
+
+// identityEncoded reports whether the body comes as it is: no Content-Encoding but identity.
+func identityEncoded(h http.Header) bool {
+	for _, v := range h.Values(echo.HeaderContentEncoding) {
+		for _, coding := range strings.Split(v, ",") {
+			if coding = strings.TrimSpace(coding); coding != "" && !strings.EqualFold(coding, "identity") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // jsonMediaType reports whether a Content-Type is JSON: application/json or a type/subtype whose

@@ -27,6 +27,7 @@ var (
 	errNotJSONObject   = &requestError{http.StatusBadRequest, api.ErrInvalidRequest, "The request body must be a JSON object."}
 	errBadJSON         = &requestError{http.StatusBadRequest, api.ErrInvalidRequest, "The request body is not valid JSON."}
 	errMediaType       = &requestError{http.StatusUnsupportedMediaType, api.ErrUnsupportedMediaType, "Content-Type must be application/json."}
+	errEncoding        = &requestError{http.StatusUnsupportedMediaType, api.ErrUnsupportedMediaType, "Content-Encoding is not supported: send the body uncompressed."}
 	errTooLarge        = &requestError{http.StatusRequestEntityTooLarge, api.ErrPayloadTooLarge, "The request body is too large."}
 	errHeadersTooLarge = &requestError{http.StatusRequestHeaderFieldsTooLarge, api.ErrHeadersTooLarge, "The request headers are too large."}
 	errNoRoute         = &requestError{http.StatusNotFound, api.ErrNotFound, "Not found."}
