@@ -126,8 +126,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 			h.Set("Retry-After", strconv.Itoa(limited.retryAfter))
 		}
 	case http.StatusInternalServerError:
-		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "internal error",
-			slog.String("request_id", requestID(c)), slog.String("error", err.Error()))
+		attrs := []slog.Attr{slog.String("request_id", requestID(c)), slog.String("error", err.Error())}
+		var panicked *panicError
+		if errors.As(err, &panicked) {
+			attrs = append(attrs, slog.String("stack", string(panicked.stack)))
+		}
+		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "internal error", attrs...)
 	}
 	if status == http.StatusMethodNotAllowed {
 		h.Set("Allow", s.allow[c.Path()])

@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/ratelimit"
 )
@@ -275,7 +276,7 @@ func restartDeadline(c echo.Context) {
 	}
 }
 
-// recoverPanic turns a panic into a 500 that is logged once.
+// recoverPanic turns a panic into a 500, which handleError logs once with where it happened.
 func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		defer func() {
@@ -283,15 +284,20 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				s.log.Error("panic", "request_id", requestID(c), "panic", r)
-				err = errPanic
+				err = &panicError{value: r, stack: debug.Stack()}
 			}
 		}()
 		return next(c)
 	}
 }
 
-var errPanic = &requestError{http.StatusInternalServerError, api.ErrInternal, "Internal server error."}
+// panicError is a recovered panic: an internal error (500) whose log line carries the stack.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 
 // authenticate admits a partner request carrying "Authorization: Bearer <key>" and the key's
 // partner in X-Affiliate-Id, within the partner's request budget.

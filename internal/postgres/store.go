@@ -305,6 +305,11 @@ func translate(err error) error {
 		// insufficient resources: too many connections (max_connections, or a role's or
 		// database's CONNECTION LIMIT), out of memory, disk full, which may pass
 		return fmt.Errorf("%w: %v", messaging.ErrUnavailable, err)
+	case errors.As(err, &pqErr) && pqErr.Code == "25006":
+		// read_only_sql_transaction: a hot standby (a failover's DNS or proxy not yet moved, an
+		// old primary rejoined as one) or default_transaction_read_only set for maintenance;
+		// nothing was written, and a retry may succeed once writes are taken again
+		return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 	case errors.As(err, &pqErr) && (pqErr.Code.Class() == "40" || pqErr.Code == "55P03"):
 		// transaction rollback: a deadlock (say, an owner change against a batch of sends to
 		// its conversations) or a serialization failure; or a lock not available within a
