@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -519,6 +520,52 @@ func TestReservationBodyIgnoresUnknownFields(t *testing.T) {
 			acc, guest.AffiliateID, field)
 		if a := e.raw(http.MethodPut, "/admin/reservations/R-unknown", h, body); a.status != http.StatusOK {
 			t.Errorf("PUT reservation with the unknown field %q = %d %s; want 200", field, a.status, a.body)
+		}
+	}
+}
+
+// An affiliate id is any positive integer that fits int64 (§1), and the admin API registers
+// partners under such ids (§7). A guest partner whose id is above PostgreSQL's integer range
+// must be attachable to a reservation like any other, and then read and send in its thread.
+// (Found by review s30: PUT /admin/reservations answered 500, "value ... is out of range for
+// type integer", because NULLIF($n, 0) types the guest partner parameter as int4.)
+func TestGuestPartnerIDBeyondInt32(t *testing.T) {
+	ctx := context.Background()
+	for _, id := range []int64{math.MaxInt32 + 1, 4338284887, math.MaxInt64} {
+		e := newEnv(t)
+		property := e.partner("property")
+		accommodation := e.accommodation(property, "Sea View Rooms")
+		p, err := e.admin.CreatePartner(ctx, api.PartnerRequest{Kind: "guest", Name: "Trip App", AffiliateID: &id})
+		if err != nil {
+			t.Fatalf("CreatePartner(guest, %d) = %v", id, err)
+		}
+		k, err := e.admin.CreateKey(ctx, p.AffiliateID, "test")
+		if err != nil {
+			t.Fatalf("CreateKey(%d) = %v", id, err)
+		}
+		guest := &api.Client{BaseURL: e.url, AffiliateID: p.AffiliateID, APIKey: k.APIKey}
+
+		// Registering the reservation with this guest partner, and then moving it to another
+		// guest partner and back (the update statement), both answer 200.
+		req := api.ReservationRequest{Accommodation: accommodation, GuestPartner: &guest.AffiliateID, GuestName: "Ada",
+			Checkin: "2026-07-01", Checkout: "2026-07-05"}
+		r, err := e.admin.PutReservation(ctx, "4338284887", req)
+		if err != nil || r.GuestPartner == nil || *r.GuestPartner != id {
+			t.Errorf("PutReservation(guest_partner %d, new) = %+v, %v; want 200 with the guest partner", id, r, err)
+			continue
+		}
+		other := e.partner("guest")
+		req.GuestPartner = &other.AffiliateID
+		if _, err := e.admin.PutReservation(ctx, "4338284887", req); err != nil {
+			t.Fatalf("PutReservation(guest_partner %d) = %v", other.AffiliateID, err)
+		}
+		req.GuestPartner = &guest.AffiliateID
+		if r, err = e.admin.PutReservation(ctx, "4338284887", req); err != nil || r.GuestPartner == nil || *r.GuestPartner != id {
+			t.Errorf("PutReservation(guest_partner %d, update) = %+v, %v; want 200 with the guest partner", id, r, err)
+			continue
+		}
+		if _, err := guest.Send(ctx, api.SendRequest{Accommodation: accommodation, Reservation: "4338284887", Content: "Is early check-in possible?"}, ""); err != nil {
+			t.Errorf("guest %d Send = %v, want 200", id, err)
 		}
 	}
 }

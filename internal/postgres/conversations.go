@@ -107,7 +107,7 @@ WITH up AS (
         id, reservation_id, accommodation_id, guest_partner_id, guest_name, checkin, checkout,
         status, cancelled_at, stay_end, guest_participant_id, property_participant_id,
         created_at, updated_at, property_partner_id, property_name)
-    VALUES ($1, $2, $3, NULLIF($4, 0), NULLIF($5, ''), $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15)
+    VALUES ($1, $2, $3, NULLIF($4::bigint, 0), NULLIF($5, ''), $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15)
     ON CONFLICT (reservation_id) DO NOTHING
     RETURNING *
 )
@@ -119,7 +119,7 @@ FROM up c`
 const updateReservationSQL = `
 WITH up AS (
     UPDATE conversations
-    SET guest_partner_id = NULLIF($3, 0), guest_name = NULLIF($4, ''), checkin = $5, checkout = $6,
+    SET guest_partner_id = NULLIF($3::bigint, 0), guest_name = NULLIF($4, ''), checkin = $5, checkout = $6,
         status = $7, cancelled_at = $8, stay_end = $9, updated_at = $10, property_name = $11
     WHERE reservation_id = $1 AND accommodation_id = $2
     RETURNING *
