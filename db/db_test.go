@@ -163,8 +163,17 @@ func TestPrivateColumnsAreNeverSampled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mg.Close()
-	if err := mg.Down(); err != nil { // to migration 7
-		t.Fatal(err)
+	for { // down to migration 7
+		v, _, err := mg.Version()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == 7 {
+			break
+		}
+		if err := mg.Down(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	conn.MustExec(`
 		INSERT INTO partners (affiliate_id, kind, name, created_at) VALUES (1, 'property', 'PMS', now()), (2, 'guest', 'App', now());
@@ -328,5 +337,44 @@ func TestMigrationFilesLeaveTheTransactionToTheMigrator(t *testing.T) {
 				t.Errorf("%s: %q: the migrator's transaction holds the migration and its version", file, strings.TrimSpace(line))
 			}
 		}
+	}
+}
+
+// Migration 2 stores attachment bytes out of line without trying to compress them (SET STORAGE
+// EXTERNAL: "Images and PDFs are compressed already"). Migration 8's "ALTER COLUMN content TYPE
+// bytea", written only to drop the column's statistics, also resets the column's storage to
+// the type's default, EXTENDED, so that on every schema migrated to the end PostgreSQL tries
+// pglz on every upload and decompresses what it managed to compress on every download.
+// (Found by review s30.)
+func TestAttachmentBytesKeepExternalStorage(t *testing.T) {
+	conn := sqlx.MustConnect("postgres", pgtest.DSN(t))
+	defer conn.Close()
+	var storage string
+	if err := conn.Get(&storage, `SELECT attstorage FROM pg_attribute
+		WHERE attrelid = 'attachments'::regclass AND attname = 'content'`); err != nil {
+		t.Fatal(err)
+	}
+	if storage != "e" {
+		t.Errorf("attachments.content storage = %q after every migration, want \"e\" (EXTERNAL, migration 2)", storage)
+	}
+
+	// What it changes: a file whose bytes pglz can shrink (an uncompressed BMP, a PDF's text
+	// streams) is stored compressed, not as it is.
+	conn.MustExec(`
+		INSERT INTO partners (affiliate_id, kind, name, created_at) VALUES (1, 'property', 'PMS', now());
+		INSERT INTO accommodations (id, partner_id, name, created_at, updated_at) VALUES (7, 1, NULL, now(), now());
+		INSERT INTO conversations (id, reservation_id, accommodation_id, property_partner_id, checkin, checkout,
+			status, stay_end, guest_participant_id, property_participant_id, created_at, updated_at)
+		VALUES (gen_random_uuid(), 'R1', 7, 1, '2026-07-01', '2026-07-05', 'confirmed', '2026-07-06',
+			gen_random_uuid(), gen_random_uuid(), now(), now());
+		INSERT INTO attachments (id, conversation_id, uploader_id, file_name, file_type, file_size, sha256, content, created_at)
+		SELECT gen_random_uuid(), id, 1, 'plan.bmp', 'image/bmp', 1048576, sha256(b), b, now()
+		FROM conversations, decode(repeat('424d00112233445566778899aabbccdd', 65536), 'hex') AS b`)
+	var stored, size int
+	if err := conn.QueryRow(`SELECT pg_column_size(content), file_size FROM attachments`).Scan(&stored, &size); err != nil {
+		t.Fatal(err)
+	}
+	if stored != size {
+		t.Errorf("a %d-byte attachment takes %d bytes as stored, want it stored as it is (uncompressed)", size, stored)
 	}
 }

@@ -130,7 +130,7 @@ func TestStartUpMigrationOutlivesALostSession(t *testing.T) {
 	if why := readyOrExited(migrating, 30*time.Second); why != "" || !strings.Contains(migrating.logs.String(), "database unreachable; retrying") {
 		t.Errorf("the replica applying migration 6, after its session was ended (%d ended): %q; want a retry, then ready", ended, why)
 	}
-	if v, dirty := migrationVersion(t, dsn); v != 8 || dirty {
-		t.Errorf("schema version %d (dirty %t), want 8, clean", v, dirty)
+	if v, dirty := migrationVersion(t, dsn); v != 9 || dirty {
+		t.Errorf("schema version %d (dirty %t), want 9, clean", v, dirty)
 	}
 }

@@ -110,8 +110,8 @@ func TestKilledStartUpMigrationIsAppliedByTheNextStart(t *testing.T) {
 	}
 	second := startService(t, bin, "", "DATABASE_URL="+dsn)
 	second.waitReady(30 * time.Second)
-	if v, dirty := migrationVersion(t, dsn); v != 8 || dirty {
-		t.Errorf("version %d (dirty %t) once the next serve is ready, want 8, clean", v, dirty)
+	if v, dirty := migrationVersion(t, dsn); v != 9 || dirty {
+		t.Errorf("version %d (dirty %t) once the next serve is ready, want 9, clean", v, dirty)
 	}
 }
 
@@ -122,7 +122,7 @@ func TestPurgeNeedsTheCurrentSchema(t *testing.T) {
 	cfg := env(map[string]string{"DATABASE_URL": dsn})
 	var out strings.Builder
 	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil ||
-		!strings.Contains(err.Error(), "the schema is at version 7 and this binary needs 8: run `messaging migrate up` first") {
+		!strings.Contains(err.Error(), "the schema is at version 7 and this binary needs 9: run `messaging migrate up` first") {
 		t.Errorf("purge at version 7 = %v, want the versions and `messaging migrate up`", err)
 	}
 	if out.Len() > 0 {
@@ -133,17 +133,17 @@ func TestPurgeNeedsTheCurrentSchema(t *testing.T) {
 	}
 	out.Reset()
 	if err := run(context.Background(), []string{"purge"}, cfg, &out); err != nil || !strings.Contains(out.String(), "purge") {
-		t.Errorf("purge at version 8 = %v, logged %q; want a pass", err, out.String())
+		t.Errorf("purge at version 9 = %v, logged %q; want a pass", err, out.String())
 	}
 	conn := sqlx.MustConnect("postgres", dsn)
 	defer conn.Close()
 	conn.MustExec(`UPDATE schema_migrations SET dirty = true`)
-	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "messaging migrate force 8") {
+	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "messaging migrate force 9") {
 		t.Errorf("purge on a dirty version = %v, want the way out named", err)
 	}
-	conn.MustExec(`UPDATE schema_migrations SET version = 9, dirty = false`)
-	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "newer than this binary's 8") {
-		t.Errorf("purge at version 9 = %v, want it refused", err)
+	conn.MustExec(`UPDATE schema_migrations SET version = 10, dirty = false`)
+	if err := run(context.Background(), []string{"purge"}, cfg, &out); err == nil || !strings.Contains(err.Error(), "newer than this binary's 9") {
+		t.Errorf("purge at version 10 = %v, want it refused", err)
 	}
 }
 
@@ -180,59 +180,59 @@ func TestDirtyFirstMigrationWayOut(t *testing.T) {
 	if err := run(context.Background(), []string{"migrate", "up"}, cfg, &out); err != nil {
 		t.Errorf("migrate up after `migrate force 0`, as the dirty-version message says = %v, want every migration applied", err)
 	}
-	if v, dirty := migrationVersion(t, dsn); v != 8 || dirty {
-		t.Errorf("version %d (dirty %t), want 8, clean", v, dirty)
+	if v, dirty := migrationVersion(t, dsn); v != 9 || dirty {
+		t.Errorf("version %d (dirty %t), want 9, clean", v, dirty)
 	}
-	if err := run(context.Background(), []string{"migrate", "force", "9"}, cfg, &out); err == nil ||
-		!strings.Contains(err.Error(), "version 9 is not one of this binary's migrations") {
-		t.Errorf("migrate force 9 = %v, want it refused", err)
+	if err := run(context.Background(), []string{"migrate", "force", "10"}, cfg, &out); err == nil ||
+		!strings.Contains(err.Error(), "version 10 is not one of this binary's migrations") {
+		t.Errorf("migrate force 10 = %v, want it refused", err)
 	}
-	if v, dirty := migrationVersion(t, dsn); v != 8 || dirty {
-		t.Errorf("version %d (dirty %t) after a refused force, want 8, clean", v, dirty)
+	if v, dirty := migrationVersion(t, dsn); v != 9 || dirty {
+		t.Errorf("version %d (dirty %t) after a refused force, want 9, clean", v, dirty)
 	}
 }
 
 // TestDirtyNewerVersionWayOutIsRunnable: a schema left dirty at a version this binary does not
-// have (a newer binary's migration 9 was interrupted, and the deployment rolled back to this
+// have (a newer binary's migration 10 was interrupted, and the deployment rolled back to this
 // binary) is refused by `migrate up`, `serve` and `purge` with advice this binary can follow: to
-// repair it with the binary that has migration 9, not a `migrate force 9` that it refuses.
+// repair it with the binary that has migration 10, not a `migrate force 10` that it refuses.
 // (Found by review: the message named `migrate force 8`.)
 func TestDirtyNewerVersionWayOutIsRunnable(t *testing.T) {
-	dsn := migratedTo(t, 8)
+	dsn := migratedTo(t, 9)
 	conn := sqlx.MustConnect("postgres", dsn)
 	defer conn.Close()
-	conn.MustExec(`UPDATE schema_migrations SET version = 9, dirty = true`) // a newer binary's migration 9, interrupted
+	conn.MustExec(`UPDATE schema_migrations SET version = 10, dirty = true`) // a newer binary's migration 10, interrupted
 	cfg := env(map[string]string{"DATABASE_URL": dsn})
 	for _, args := range [][]string{{"migrate", "up"}, {"purge"}} {
 		var out strings.Builder
 		err := run(context.Background(), args, cfg, &out)
-		if err == nil || !strings.Contains(err.Error(), "version 9 is dirty, and newer than this binary's 8") ||
-			strings.Contains(err.Error(), "migrate force 9") {
-			t.Errorf("%q on dirty version 9 = %v; want it refused, naming the newer binary as the way out", args, err)
+		if err == nil || !strings.Contains(err.Error(), "version 10 is dirty, and newer than this binary's 9") ||
+			strings.Contains(err.Error(), "migrate force 10") {
+			t.Errorf("%q on dirty version 10 = %v; want it refused, naming the newer binary as the way out", args, err)
 		}
 	}
 }
 
 // TestNewerSchemaIsNamed: the binary against a clean schema newer than its own (a newer
-// binary migrated it; the deployment rolled back). `purge` says so ("the schema is at version 9,
-// newer than this binary's 8: run the binary that migrated it"), and a dirty newer version is
+// binary migrated it; the deployment rolled back). `purge` says so ("the schema is at version 10,
+// newer than this binary's 9: run the binary that migrated it"), and a dirty newer version is
 // named as such for serve and migrate (TestDirtyNewerVersionWayOutIsRunnable). `serve`,
 // `migrate up` and `bootstrap` (which migrate first) fail instead with golang-migrate's
-// "no migration found for version 9: read down for version 9 migrations: file does not exist",
+// "no migration found for version 10: read down for version 10 migrations: file does not exist",
 // which reads as a broken binary and names no way out.
 func TestNewerSchemaIsNamed(t *testing.T) {
-	dsn := migratedTo(t, 8)
+	dsn := migratedTo(t, 9)
 	conn := sqlx.MustConnect("postgres", dsn)
 	defer conn.Close()
-	conn.MustExec(`UPDATE schema_migrations SET version = 9, dirty = false`)
+	conn.MustExec(`UPDATE schema_migrations SET version = 10, dirty = false`)
 	cfg := env(map[string]string{"DATABASE_URL": dsn})
 	for _, args := range [][]string{{"migrate", "up"}, {"migrate", "down"}, {"bootstrap", "-kind", "guest", "-name", "App"}} {
 		err := run(context.Background(), args, cfg, &strings.Builder{})
-		if err == nil || !strings.Contains(err.Error(), "newer than this binary's 8") {
-			t.Errorf("%q on clean version 9 = %v; want it refused, saying the schema is newer than this binary's 8", args, err)
+		if err == nil || !strings.Contains(err.Error(), "newer than this binary's 9") {
+			t.Errorf("%q on clean version 10 = %v; want it refused, saying the schema is newer than this binary's 9", args, err)
 		}
 	}
-	if v, dirty := migrationVersion(t, dsn); v != 9 || dirty {
-		t.Errorf("version %d (dirty %t) after the refusals, want 9, clean", v, dirty)
+	if v, dirty := migrationVersion(t, dsn); v != 10 || dirty {
+		t.Errorf("version %d (dirty %t) after the refusals, want 10, clean", v, dirty)
 	}
 }
