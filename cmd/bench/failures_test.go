@@ -32,7 +32,12 @@ func inProcessService(t *testing.T, dsn string) http.Handler {
 	t.Cleanup(func() { pool.Close() })
 	store := postgres.New(context.Background(), pool)
 	svc := messaging.NewService(store, messaging.DefaultWindows, time.Now)
-	return httpapi.New(svc, store, slog.New(slog.NewTextHandler(io.Discard, nil)),
+	probe, err := postgres.OpenProbe(dsn, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { probe.Close() })
+	return httpapi.New(svc, probe, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		httpapi.Config{MaxBodyBytes: 2 << 20, DBTimeout: 10 * time.Second}, prometheus.NewRegistry())
 }
 

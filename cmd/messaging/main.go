@@ -157,10 +157,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		store := postgres.New(ctx, pool)
 		defer store.Close()
 		svc := messaging.NewService(store, cfg.Windows, time.Now, messaging.WithAttachmentPolicy(cfg.Attachments))
+		probe, err := postgres.OpenProbe(cfg.DatabaseURL, cfg.RequestTimeout)
+		if err != nil {
+			return err
+		}
+		defer probe.Close()
 
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		app.Store(httpapi.New(svc, store, log, httpapi.Config{
+		app.Store(httpapi.New(svc, probe, log, httpapi.Config{
 			AdminToken: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, DBTimeout: cfg.RequestTimeout,
 			AnswerWithin: cfg.WriteTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes,
 			RateLimit: ratelimit.New(cfg.RateLimitPerMinute, ratelimit.DefaultMaxKeys, time.Now),

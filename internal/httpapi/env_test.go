@@ -71,11 +71,13 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 	if o.refused {
 		dsn = pgtest.RefusingDSN
 	}
-	pool, err := postgres.Open(dsn(t), 16)
+	url := dsn(t)
+	pool, err := postgres.Open(url, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pool.Close() })
+	probe := newProbe(t, url)
 	store := postgres.New(context.Background(), pool)
 	c := testclock.New(start)
 	var svcStore messaging.Store = store
@@ -91,7 +93,7 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 	if o.rateLimit != nil {
 		cfg.RateLimit = o.rateLimit(c.Now)
 	}
-	h := httpapi.New(svc, store, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, prometheus.NewRegistry())
+	h := httpapi.New(svc, probe, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, prometheus.NewRegistry())
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e := &env{t: t, url: srv.URL, db: pool, clock: c, admin: &api.AdminClient{BaseURL: srv.URL, Token: adminToken}}
@@ -264,4 +266,15 @@ func apiErrorID(t *testing.T, err error) string {
 		t.Fatalf("error %v is not an *api.Error", err)
 	}
 	return apiErr.ID()
+}
+
+// newProbe opens the readiness probe of the database at dsn, as serve does, for the test.
+func newProbe(t testing.TB, dsn string) *postgres.Probe {
+	t.Helper()
+	probe, err := postgres.OpenProbe(dsn, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { probe.Close() })
+	return probe
 }

@@ -37,7 +37,8 @@ type Config struct {
 	RateLimit *ratelimit.Limiter
 }
 
-// Pinger reports whether the database answers.
+// Pinger reports whether the database answers, for /readyz: postgres.Probe, which has a
+// connection of its own, so that a busy request pool does not read as an unreachable database.
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
