@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -99,6 +100,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c.Attachments = attachmentPolicy(getenv, c.MaxBodyBytes, &errs)
 	if err := checkDatabaseURL(c.DatabaseURL); err != nil {
 		errs = append(errs, err)
+	}
+	if c.AdminToken == "" && getenv("ADMIN_TOKEN") != "" {
+		errs = append(errs, errors.New("ADMIN_TOKEN: only white space; unset it to turn the admin API off"))
+	}
+	if c.MaxHeaderBytes > http.DefaultMaxHeaderBytes {
+		errs = append(errs, fmt.Errorf("MAX_HEADER_BYTES: want at most %d", http.DefaultMaxHeaderBytes))
 	}
 	if c.AdminToken != "" && utf8.RuneCountInString(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("ADMIN_TOKEN: use at least 16 characters"))

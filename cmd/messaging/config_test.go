@@ -80,6 +80,23 @@ func TestLoadConfigTrimsTheAdminToken(t *testing.T) {
 	}
 }
 
+// An ADMIN_TOKEN of white space only is a mistake (an empty secrets file, say), not a way to
+// turn the admin API off, which is leaving it unset: it is refused. A MAX_HEADER_BYTES so large
+// that net/http's arithmetic overflows is refused too. (Both were left alone for several stops:
+// the first started with the admin API off, the second with net/http's default of 1 MB.)
+func TestLoadConfigRefusesMistakenValues(t *testing.T) {
+	for name, value := range map[string]string{"ADMIN_TOKEN": " \n\t", "MAX_HEADER_BYTES": "9223372036854775807"} {
+		_, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x", name: value}))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("loadConfig(%s=%q) = %v, want it refused", name, value, err)
+		}
+	}
+	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x", "MAX_HEADER_BYTES": "1048576"}))
+	if err != nil || c.MaxHeaderBytes != 1<<20 {
+		t.Errorf("loadConfig(MAX_HEADER_BYTES=1048576) = %d, %v; want it taken", c.MaxHeaderBytes, err)
+	}
+}
+
 // TestMaskDSN: the password is hidden wherever lib/pq takes it from: after the user name, as
 // the URL's query parameter, or in a key=value DSN.
 func TestMaskDSN(t *testing.T) {
