@@ -30,7 +30,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 }
 
 // observe writes one structured log line and the metrics of every request. It logs neither
-// bodies nor credentials.
+// bodies nor credentials; a 503's line carries its cause.
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -55,6 +55,11 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if p := callerOf(c); p.AffiliateID != 0 {
 			attrs = append(attrs, slog.Int64("partner", p.AffiliateID))
+		}
+		// The cause of a 503 (a 500's has its own ERROR line, from handleError): the answer
+		// says nothing of it, and the operator's response depends on it.
+		if status := c.Response().Status; err != nil && status > http.StatusInternalServerError {
+			attrs = append(attrs, slog.String("error", err.Error()))
 		}
 		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
 		return nil

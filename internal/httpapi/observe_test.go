@@ -284,3 +284,36 @@ func TestReadyzWithABusyPoolIsReady(t *testing.T) {
 			poolSize, a.status, a.body)
 	}
 }
+
+// A 503 says why in its request log line: a database that refuses connections, a deadline, a
+// client that went away or a read-only database each call for a different response, and the
+// answer itself says nothing of it. (Found by review: 503s carried no cause anywhere.)
+func TestUnavailableIsLoggedWithItsCause(t *testing.T) {
+	dsn := pgtest.RefusingDSN(t)
+	pool, err := postgres.Open(dsn, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	store := postgres.New(context.Background(), pool)
+	logs := &syncBuffer{}
+	srv := httptest.NewServer(httpapi.New(messaging.NewService(store, messaging.DefaultWindows, time.Now), newProbe(t, dsn),
+		slog.New(slog.NewJSONHandler(logs, nil)), httpapi.Config{MaxBodyBytes: 1 << 20, DBTimeout: time.Second}, prometheus.NewRegistry()))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, url: srv.URL}
+	const id = "down-1"
+	a := e.raw(http.MethodPost, "/messages/latest", map[string]string{
+		"Authorization": "Bearer gmk_some_key", "X-Affiliate-Id": "1001", "X-Request-Id": id}, "")
+	if a.status != http.StatusServiceUnavailable || strings.Contains(string(a.body), "connect") {
+		t.Fatalf("a request on a database that refuses connections = %d %s, want 503 without the cause", a.status, a.body)
+	}
+	if !logs.logged(id, http.StatusServiceUnavailable) {
+		t.Fatalf("no request log line with status 503; logs:\n%s", logs)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"request_id":"`+id+`"`) && strings.Contains(line, `"msg":"request"`) &&
+			!strings.Contains(line, `"error":"unavailable: pq: too many connections`) {
+			t.Errorf("the 503's request line = %s; want its cause, the refused connection (the role's connection limit)", line)
+		}
+	}
+}
