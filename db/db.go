@@ -108,7 +108,9 @@ func NewMigrator(ctx context.Context, dsn string) (*Migrator, error) {
 }
 
 // lockedDriver takes a connection of pool, waits on it for migrationLockKey (a session lock: it
-// lasts until the pool closes the connection), and makes golang-migrate's driver of it.
+// lasts until the pool closes the connection), checks that the database stores text as UTF-8
+// (in another encoding PostgreSQL refuses the characters that encoding lacks, and SQL_ASCII
+// checks nothing), and makes golang-migrate's driver of it.
 func lockedDriver(ctx context.Context, pool *sql.DB) (database.Driver, error) {
 	conn, err := pool.Conn(ctx)
 	if err != nil {
@@ -117,6 +119,16 @@ func lockedDriver(ctx context.Context, pool *sql.DB) (database.Driver, error) {
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	var encoding string
+	if err := conn.QueryRowContext(ctx, `SHOW server_encoding`).Scan(&encoding); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if encoding != "UTF8" {
+		conn.Close()
+		return nil, fmt.Errorf("the database's encoding is %s, and the service stores text as UTF8: "+
+			"create the database with ENCODING 'UTF8'", encoding)
 	}
 	cfg := &postgres.Config{}
 	drv, err := postgres.WithConnection(ctx, conn, cfg) // fills in cfg's schema and table

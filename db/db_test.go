@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"database/sql"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -376,5 +377,39 @@ func TestAttachmentBytesKeepExternalStorage(t *testing.T) {
 	}
 	if stored != size {
 		t.Errorf("a %d-byte attachment takes %d bytes as stored, want it stored as it is (uncompressed)", size, stored)
+	}
+}
+
+// The service stores text as UTF-8: in a database of another encoding, PostgreSQL refuses
+// every character that encoding lacks (SQLSTATE 22P05), and SQL_ASCII checks nothing, so such a
+// database is refused by every command, saying so, before anything is migrated. (Found by
+// review: sends of such characters answered 500.)
+func TestADatabaseNotInUTF8IsRefused(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	for _, encoding := range []string{"LATIN1", "SQL_ASCII"} {
+		name := "latin_" + strings.ToLower(encoding)
+		conn.MustExec(`CREATE DATABASE ` + name + ` ENCODING '` + encoding + `' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`)
+		t.Cleanup(func() { conn.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`) })
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + name
+		mg, err := db.NewMigrator(context.Background(), u.String())
+		if err == nil {
+			mg.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "encoding is "+encoding) || !strings.Contains(err.Error(), "UTF8") {
+			t.Errorf("NewMigrator on a %s database = %v, want it refused, naming the encoding", encoding, err)
+		}
+		var tables int
+		other := sqlx.MustConnect("postgres", u.String())
+		other.Get(&tables, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`)
+		other.Close()
+		if tables != 0 {
+			t.Errorf("%d tables created in the %s database, want none", tables, encoding)
+		}
 	}
 }
