@@ -28,6 +28,7 @@ var migrations embed.FS
 // migrationLockKey.
 type Migrator struct {
 	m      *migrate.Migrate
+	drv    database.Driver // m's
 	pool   *sql.DB
 	latest uint // the newest embedded migration's version
 }
@@ -104,7 +105,7 @@ func NewMigrator(ctx context.Context, dsn string) (*Migrator, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect for migrations: %w", err)
 	}
-	return &Migrator{m: m, pool: pool, latest: latest}, nil
+	return &Migrator{m: m, drv: o.drv, pool: pool, latest: latest}, nil
 }
 
 // lockedDriver takes a connection of pool, waits on it for migrationLockKey (a session lock: it
@@ -203,7 +204,9 @@ func (d *atomicDriver) Run(migration io.Reader) error {
 		}
 		return fmt.Errorf("migrating to version %d failed: %w", d.target, err)
 	}
-	if _, err := tx.ExecContext(ctx, `TRUNCATE `+d.table); err != nil {
+	// DELETE, not TRUNCATE, which would wait for any session that has read the table (a psql
+	// left open) while the migration's own locks hold requests up. (Found by review.)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+d.table); err != nil {
 		return fmt.Errorf("migrating to version %d, recording it: %w", d.target, err)
 	}
 	if d.target >= 0 { // database.NilVersion, after the first migration's down, is no row
@@ -237,14 +240,27 @@ func (mg *Migrator) Up(ctx context.Context) error {
 }
 
 func (mg *Migrator) dirtyError(version int) error {
-	if version > int(mg.latest) {
+	// Only a binary before atomicDriver (or another tool) leaves a dirty version: golang-migrate
+	// marked the version a migration leads to as dirty before running it, an up migration's
+	// own and a down migration's previous one.
+	const before = "a binary older than this one was interrupted, or failed, "
+	const either = "The migration took effect in full or not at all (each is one transaction): once you know which, run "
+	switch {
+	case version <= 0: // a down migration of migration 1
+		return errors.New("no version is recorded, and the record is dirty: " + before + "reverting migration 1 " +
+			"(`migrate down`). " + either + "`messaging migrate force 0` (it did: none is applied) or " +
+			"`messaging migrate force 1` (it did not), then start again")
+	case version > int(mg.latest):
 		return fmt.Errorf("version %d is dirty, and newer than this binary's %d: a newer binary's migration was "+
 			"interrupted or failed; repair it with that binary (`messaging migrate force`), then start it", version, mg.latest)
 	}
-	return fmt.Errorf("version %d is dirty: its migration was interrupted or failed. "+
-		"Each migration is one transaction, so it took effect in full or not at all: once you know which, "+
-		"run `messaging migrate force %d` (it did) or `messaging migrate force %d` (it did not), then start again",
-		version, version, version-1)
+	msg := fmt.Sprintf("version %d is dirty: %smigrating to it. %s`messaging migrate force %d` (it did) or, if it did not, "+
+		"`messaging migrate force %d` when it was applying migration %d (`migrate up`, `serve`)",
+		version, before, either, version, version-1, version)
+	if version < int(mg.latest) {
+		msg += fmt.Sprintf(" or `messaging migrate force %d` when it was reverting migration %d (`migrate down`)", version+1, version+1)
+	}
+	return errors.New(msg + ", then start again")
 }
 
 // CheckCurrent returns an error, saying what to do, unless the schema is clean and at the
@@ -256,7 +272,7 @@ func (mg *Migrator) CheckCurrent() error {
 	case err != nil:
 		return fmt.Errorf("read the schema version: %w", err)
 	case dirty:
-		return fmt.Errorf("schema %w", mg.dirtyError(int(v)))
+		return fmt.Errorf("schema: %w", mg.dirtyError(int(v)))
 	case v < mg.latest:
 		return fmt.Errorf("the schema is at version %d and this binary needs %d: run `messaging migrate up` first", v, mg.latest)
 	case v > mg.latest:
@@ -296,8 +312,10 @@ func (mg *Migrator) Force(version int) error {
 
 // Down reverts the most recent migration.
 func (mg *Migrator) Down() error {
-	if v, dirty, err := mg.Version(); err == nil && !dirty {
+	if v, dirty, err := mg.Version(); err == nil {
 		switch {
+		case dirty:
+			return fmt.Errorf("migrate down: %w", mg.dirtyError(int(v)))
 		case v == 0:
 			return errors.New("migrate down: no migration is applied")
 		case v > mg.latest:
@@ -311,11 +329,14 @@ func (mg *Migrator) Down() error {
 }
 
 // Version reports the applied version and whether a failed migration left the schema dirty.
-// A database with no migrations applied reports version 0.
+// A database with no migrations applied reports version 0, dirty when an older binary's
+// revert of migration 1 was interrupted (golang-migrate reports no version then, without the
+// mark).
 func (mg *Migrator) Version() (version uint, dirty bool, err error) {
 	version, dirty, err = mg.m.Version()
 	if errors.Is(err, migrate.ErrNilVersion) {
-		return 0, false, nil
+		_, dirty, err = mg.drv.Version()
+		return 0, dirty, withCause(err)
 	}
 	return version, dirty, withCause(err)
 }

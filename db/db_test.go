@@ -346,7 +346,7 @@ func TestMigrationFilesLeaveTheTransactionToTheMigrator(t *testing.T) {
 // bytea", written only to drop the column's statistics, also resets the column's storage to
 // the type's default, EXTENDED, so that on every schema migrated to the end PostgreSQL tries
 // pglz on every upload and decompresses what it managed to compress on every download.
-// (Found by review s30.)
+// (Found by review.)
 func TestAttachmentBytesKeepExternalStorage(t *testing.T) {
 	conn := sqlx.MustConnect("postgres", pgtest.DSN(t))
 	defer conn.Close()
@@ -411,5 +411,95 @@ func TestADatabaseNotInUTF8IsRefused(t *testing.T) {
 		if tables != 0 {
 			t.Errorf("%d tables created in the %s database, want none", tables, encoding)
 		}
+	}
+}
+
+// A migration's locks on the service's tables are "brief" (README, "Commands": migration 9
+// "takes the same brief lock on attachments"): held for the migration's own statements. The
+// migrator records the version with TRUNCATE of schema_migrations at the end of the
+// migration's transaction, and TRUNCATE waits for every transaction that has read the version
+// table (a psql session, a monitoring query, another tool checking the schema version, left
+// open): while it waits, the migration keeps its ACCESS EXCLUSIVE lock on attachments, and
+// every request that reads attachments waits behind it. golang-migrate's own order (the dirty
+// mark's TRUNCATE first, in a transaction of its own) waited before taking any lock of the
+// service's tables. (Found by review.)
+func TestMigrationDoesNotHoldItsLocksWaitingForTheVersionTable(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	mg, err := db.NewMigrator(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	if err := mg.Down(); err != nil { // to migration 8: migration 9 is to apply
+		t.Fatal(err)
+	}
+
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	conn.SetMaxOpenConns(4)
+	// Someone has read the schema version and keeps the transaction open.
+	reader, err := conn.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback()
+	var v int
+	if err := reader.Get(&v, `SELECT version FROM schema_migrations`); err != nil {
+		t.Fatal(err)
+	}
+
+	upDone := make(chan error, 1)
+	go func() { upDone <- mg.Up(context.Background()) }()
+	defer func() {
+		reader.Rollback()
+		if err := <-upDone; err != nil {
+			t.Errorf("Up = %v", err)
+		}
+	}()
+
+	// Wait until the migrator waits for a lock (its body done, or its version's TRUNCATE).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := conn.Get(&waiting, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-upDone:
+			upDone <- err
+			t.Logf("Up finished without waiting: %v", err)
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the migrator never waited")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A request reading attachments, as a download does.
+	ctx := context.Background()
+	req, err := conn.Connx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer req.Close()
+	if _, err := req.ExecContext(ctx, `SET lock_timeout = '1s'`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := req.GetContext(ctx, &n, `SELECT count(*) FROM attachments`); err != nil {
+		var holder string
+		conn.Get(&holder, `SELECT coalesce(string_agg(query, ' | '), '') FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		t.Errorf("reading attachments while migration 9 waits to record its version = %v; want the read served "+
+			"(the migration holds its lock on attachments while it waits for: %s)", err, holder)
+	}
+	if _, err := req.ExecContext(ctx, `RESET lock_timeout`); err != nil {
+		t.Fatal(err)
 	}
 }
