@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,7 +171,7 @@ func TestDirtyFirstMigrationWayOut(t *testing.T) {
 	cfg := env(map[string]string{"DATABASE_URL": dsn})
 	var out strings.Builder
 	err := run(context.Background(), []string{"migrate", "up"}, cfg, &out)
-	if err == nil || !strings.Contains(err.Error(), "`messaging migrate force 0` (it did not)") {
+	if err == nil || !strings.Contains(err.Error(), "`messaging migrate force 0` when it was applying migration 1") {
 		t.Fatalf("migrate up on dirty version 1 = %v, want the way out named", err)
 	}
 	// Migration 1 did not take effect (no table of it exists): follow the advice.
@@ -234,5 +235,67 @@ func TestNewerSchemaIsNamed(t *testing.T) {
 	}
 	if v, dirty := migrationVersion(t, dsn); v != 10 || dirty {
 		t.Errorf("version %d (dirty %t) after the refusals, want 10, clean", v, dirty)
+	}
+}
+
+// TestDirtyNilVersionWayOut: a binary before this session's migrator, killed while `migrate
+// down` reverted migration 1, leaves golang-migrate's dirty mark of "no version" (its driver
+// records version -1, dirty, before it runs the first migration's down file, so that the mark
+// is not lost: golang-migrate issue 330). README ("Commands") says of such a dirty version that
+// `serve` and `migrate` refuse to run "and say so", and that the way out is `messaging migrate
+// force N` or `force N-1`, `force 0` recording that none is applied. Here `migrate version`
+// reports the schema clean at version 0, `purge` sends the operator to `migrate up`, and
+// `migrate up` (serve alike) names `migrate force -1` and `migrate force -2`, which the binary
+// refuses as bad usage: no command the binary prints leads out. (Found by review.)
+func TestDirtyNilVersionWayOut(t *testing.T) {
+	dsn := migratedTo(t, 1)
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	// The old binary's `migrate down` from 1, killed while the down file ran: its transaction
+	// rolled back (migration 1 is still there), the mark stays.
+	conn.MustExec(`UPDATE schema_migrations SET version = -1, dirty = true`)
+	cfg := env(map[string]string{"DATABASE_URL": dsn})
+
+	var out strings.Builder
+	if err := run(context.Background(), []string{"migrate", "version"}, cfg, &out); err != nil || strings.Contains(out.String(), "dirty false") {
+		t.Errorf("migrate version on a dirty mark = %q, %v; want it reported dirty", out.String(), err)
+	}
+	err := run(context.Background(), []string{"migrate", "up"}, cfg, &strings.Builder{})
+	if err == nil {
+		t.Fatal("migrate up on a dirty mark = nil, want it refused")
+	}
+	advice := regexp.MustCompile("`messaging migrate force (-?[0-9]+)`").FindAllStringSubmatch(err.Error(), -1)
+	if len(advice) == 0 {
+		t.Fatalf("migrate up on a dirty mark = %v; want a `messaging migrate force N` to run", err)
+	}
+	for _, a := range advice {
+		if perr := run(context.Background(), []string{"migrate", "force", a[1]}, cfg, &strings.Builder{}); perr != nil {
+			t.Errorf("migrate up on a dirty mark says %s; running it = %v", a[0], perr)
+		}
+	}
+}
+
+// An older binary's `migrate down` of migration 7, interrupted, leaves version 6 dirty: if it
+// did not take effect the schema is at 7, so the way out names `force 7` beside `force 5`, and
+// `migrate down` refuses with that advice too, not golang-migrate's bare "Dirty database
+// version 6. Fix and force version.". (Found by review.)
+func TestDirtyVersionAfterAnInterruptedDownWayOut(t *testing.T) {
+	dsn := migratedTo(t, 7)
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	conn.MustExec(`UPDATE schema_migrations SET version = 6, dirty = true`)
+	cfg := env(map[string]string{"DATABASE_URL": dsn})
+	for _, args := range [][]string{{"migrate", "up"}, {"migrate", "down"}, {"purge"}} {
+		err := run(context.Background(), args, cfg, &strings.Builder{})
+		if err == nil || !strings.Contains(err.Error(), "`messaging migrate force 5` when it was applying migration 6") ||
+			!strings.Contains(err.Error(), "`messaging migrate force 7` when it was reverting migration 7") {
+			t.Errorf("%q on dirty version 6 = %v; want both ways out named", args, err)
+		}
+	}
+	if err := run(context.Background(), []string{"migrate", "force", "7"}, cfg, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"migrate", "up"}, cfg, &strings.Builder{}); err != nil {
+		t.Errorf("migrate up after `migrate force 7` = %v", err)
 	}
 }
