@@ -527,7 +527,7 @@ func TestReservationBodyIgnoresUnknownFields(t *testing.T) {
 // An affiliate id is any positive integer that fits int64 (§1), and the admin API registers
 // partners under such ids (§7). A guest partner whose id is above PostgreSQL's integer range
 // must be attachable to a reservation like any other, and then read and send in its thread.
-// (Found by review s30: PUT /admin/reservations answered 500, "value ... is out of range for
+// (Found by review: PUT /admin/reservations answered 500, "value ... is out of range for
 // type integer", because NULLIF($n, 0) types the guest partner parameter as int4.)
 func TestGuestPartnerIDBeyondInt32(t *testing.T) {
 	ctx := context.Background()

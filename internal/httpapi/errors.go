@@ -112,10 +112,18 @@ func item(id, message string) []api.ErrorItem {
 // handleError is Echo's error handler: the one place that picks a status and an error id.
 // Anything unknown is logged once with the request id and answered without detail.
 func (s *Server) handleError(err error, c echo.Context) {
+	status, items := problem(err)
+	if status == http.StatusInternalServerError { // logged even when the answer has begun
+		attrs := []slog.Attr{slog.String("request_id", requestID(c)), slog.String("error", err.Error())}
+		var panicked *panicError
+		if errors.As(err, &panicked) {
+			attrs = append(attrs, slog.String("stack", string(panicked.stack)))
+		}
+		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "internal error", attrs...)
+	}
 	if c.Response().Committed {
 		return
 	}
-	status, items := problem(err)
 	h := c.Response().Header()
 	switch status {
 	case http.StatusServiceUnavailable:
@@ -125,13 +133,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if errors.As(err, &limited) {
 			h.Set("Retry-After", strconv.Itoa(limited.retryAfter))
 		}
-	case http.StatusInternalServerError:
-		attrs := []slog.Attr{slog.String("request_id", requestID(c)), slog.String("error", err.Error())}
-		var panicked *panicError
-		if errors.As(err, &panicked) {
-			attrs = append(attrs, slog.String("stack", string(panicked.stack)))
-		}
-		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "internal error", attrs...)
 	}
 	if status == http.StatusMethodNotAllowed {
 		h.Set("Allow", s.allow[c.Path()])
