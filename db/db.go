@@ -109,12 +109,20 @@ func NewMigrator(ctx context.Context, dsn string) (*Migrator, error) {
 }
 
 // lockedDriver takes a connection of pool, waits on it for migrationLockKey (a session lock: it
-// lasts until the pool closes the connection), checks that the database stores text as UTF-8
+// lasts until the pool closes the connection) with no statement or lock timeout, checks that
+// the database stores text as UTF-8
 // (in another encoding PostgreSQL refuses the characters that encoding lacks, and SQL_ASCII
 // checks nothing), and makes golang-migrate's driver of it.
 func lockedDriver(ctx context.Context, pool *sql.DB) (database.Driver, error) {
 	conn, err := pool.Conn(ctx)
 	if err != nil {
+		return nil, err
+	}
+	// The requests' timeouts, which the role, the database or DATABASE_URL may set, are not the
+	// migrations': a migration cut off would be retried by serve, taking its locks again each
+	// time, and the wait for another process's migrations takes what they take.
+	if _, err := conn.ExecContext(ctx, `SET statement_timeout = 0; SET lock_timeout = 0`); err != nil {
+		conn.Close()
 		return nil, err
 	}
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
@@ -185,7 +193,7 @@ func (d *atomicDriver) SetVersion(version int, dirty bool) error {
 }
 
 // Run applies migration and records d.target as the version, clean, in one transaction.
-// Statements have no time bound: a migration takes what it takes.
+// Statements have no time bound (see lockedDriver): a migration takes what it takes.
 func (d *atomicDriver) Run(migration io.Reader) error {
 	body, err := io.ReadAll(migration)
 	if err != nil {

@@ -503,3 +503,38 @@ func TestMigrationDoesNotHoldItsLocksWaitingForTheVersionTable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A migration takes what it takes, whatever statement_timeout or lock_timeout the role, the
+// database or DATABASE_URL sets for the requests: cut off, it would be retried by serve for
+// ever, holding its locks for the timeout each time. (Found by review.)
+func TestMigrationsOutlastTheConfiguredTimeouts(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	conn := sqlx.MustConnect("postgres", dsn)
+	defer conn.Close()
+	mg, err := db.NewMigrator(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, _, _ := mg.Version(); v > 5; v, _, _ = mg.Version() {
+		if err := mg.Down(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mg.Close()
+	held, err := conn.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.MustExec(`LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE`) // migration 6 waits for it
+	time.AfterFunc(time.Second, func() { held.Rollback() })
+
+	timed := dsn + "&options=" + url.QueryEscape("-c statement_timeout=200ms -c lock_timeout=200ms")
+	mg, err = db.NewMigrator(context.Background(), timed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	if err := mg.Up(context.Background()); err != nil {
+		t.Errorf("Up with statement_timeout and lock_timeout of 200 ms, migration 6 waiting 1 s for a lock = %v, want it applied", err)
+	}
+}
