@@ -110,9 +110,8 @@ func NewMigrator(ctx context.Context, dsn string) (*Migrator, error) {
 
 // lockedDriver takes a connection of pool, waits on it for migrationLockKey (a session lock: it
 // lasts until the pool closes the connection) with no statement or lock timeout, checks that
-// the database stores text as UTF-8
-// (in another encoding PostgreSQL refuses the characters that encoding lacks, and SQL_ASCII
-// checks nothing), and makes golang-migrate's driver of it.
+// the database stores text as UTF-8 (in another encoding PostgreSQL refuses the characters that
+// encoding lacks, and SQL_ASCII checks nothing), and makes golang-migrate's driver of it.
 func lockedDriver(ctx context.Context, pool *sql.DB) (database.Driver, error) {
 	conn, err := pool.Conn(ctx)
 	if err != nil {
