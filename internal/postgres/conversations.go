@@ -75,7 +75,7 @@ WHERE c.accommodation_id = $1 AND (c.id = $2 OR c.reservation_id = $3)
 // Conversations returns the accommodation's conversations named by id or reservation, none
 // when keyHash is not an unrevoked key's. Errors: messaging.ErrUnavailable.
 func (s *Store) Conversations(ctx context.Context, keyHash []byte, ref messaging.ConversationRef) ([]messaging.Conversation, error) {
-	rows, err := s.q(conversationsSQL).QueryxContext(ctx, ref.AccommodationID, ref.ConversationID, ref.ReservationID, keyHash)
+	rows, err := s.q(ctx, conversationsSQL).QueryxContext(ctx, ref.AccommodationID, ref.ConversationID, ref.ReservationID, keyHash)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -320,7 +320,7 @@ ORDER BY seq`
 // Messages returns a conversation's messages, oldest first, scanned straight into the domain's
 // fields like Pending. Errors: messaging.ErrUnavailable.
 func (s *Store) Messages(ctx context.Context, conversationID uuid.UUID) ([]messaging.Message, error) {
-	rows, err := s.q(messagesSQL).QueryxContext(ctx, conversationID)
+	rows, err := s.q(ctx, messagesSQL).QueryxContext(ctx, conversationID)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -370,7 +370,7 @@ func (s *Store) IdempotencyRecord(ctx context.Context, partnerID int64, key stri
 		return messaging.IdempotencyRecord{}, translate(err)
 	}
 	var r idempotencyRow
-	if err := s.q(idempotencyRecordSQL).QueryRowxContext(ctx, partnerID, key).StructScan(&r); err != nil {
+	if err := s.q(ctx, idempotencyRecordSQL).QueryRowxContext(ctx, partnerID, key).StructScan(&r); err != nil {
 		return messaging.IdempotencyRecord{}, translate(err)
 	}
 	return messaging.IdempotencyRecord(r), nil
@@ -427,7 +427,7 @@ func (s *Store) Pending(ctx context.Context, caller messaging.Caller, readableAf
 	if limit > pendingMaxRows {
 		return nil, fmt.Errorf("pending: limit %d is over %d", limit, pendingMaxRows)
 	}
-	rows, err := s.q(pendingSQL).QueryxContext(ctx, caller.AffiliateID, readableAfter, limit, caller.KeyHash)
+	rows, err := s.q(ctx, pendingSQL).QueryxContext(ctx, caller.AffiliateID, readableAfter, limit, caller.KeyHash)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -562,7 +562,7 @@ const (
 )
 
 func (s *Store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UUID, error) {
-	rows, err := s.q(query).QueryxContext(ctx, args...)
+	rows, err := s.q(ctx, query).QueryxContext(ctx, args...)
 	if err != nil {
 		return nil, translate(err)
 	}

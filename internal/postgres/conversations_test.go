@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
@@ -63,7 +62,7 @@ func TestReadsReturnWhatWasStored(t *testing.T) {
 		stored = append(stored, m)
 	}
 	readable := f.now.Add(-time.Hour)
-	for name, store := range map[string]*Store{"prepared": prepared, "unprepared": {db: db, stmts: map[string]*sqlx.Stmt{}}} {
+	for name, store := range map[string]*Store{"prepared": prepared, "unprepared": {db: db, stmts: map[string]*hotStmt{}}} {
 		t.Run(name, func(t *testing.T) {
 			got, err := store.Messages(ctx, f.conv.ID)
 			if err != nil || !reflect.DeepEqual(got, stored) {

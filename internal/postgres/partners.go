@@ -33,7 +33,7 @@ WHERE k.secret_hash = $1 AND k.revoked_at IS NULL`
 // Errors: messaging.ErrNotFound, messaging.ErrUnavailable.
 func (s *Store) PartnerByKeyHash(ctx context.Context, hash []byte) (messaging.Partner, error) {
 	var r partnerRow
-	if err := s.q(partnerByKeyHashSQL).QueryRowxContext(ctx, hash).StructScan(&r); err != nil {
+	if err := s.q(ctx, partnerByKeyHashSQL).QueryRowxContext(ctx, hash).StructScan(&r); err != nil {
 		return messaging.Partner{}, translate(err)
 	}
 	return r.domain(), nil

@@ -3,10 +3,13 @@ package postgres
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/guestmsg/messaging/internal/messaging"
 	"github.com/guestmsg/messaging/internal/pgtest"
@@ -94,5 +97,56 @@ func TestTransactionCutOffBeforeItsCommitIsUnavailable(t *testing.T) {
 	})
 	if !errors.Is(err, messaging.ErrUnavailable) {
 		t.Errorf("inTx cut off before its commit = %v, want messaging.ErrUnavailable (503), not an unknown error (500)", err)
+	}
+}
+
+// TestHotStatementsPreparedOnceTheDatabaseIsBack: New's doc says "Preparing needs the database:
+// when it is unreachable, statements are prepared later on first use." A store made while the
+// database refused connections must therefore prepare its hot statements once the database
+// answers again; otherwise the process runs every hot statement unprepared (parsed and planned
+// on each call) for the rest of its life, which no recovery of the database undoes.
+// (Found by review.)
+func TestHotStatementsPreparedOnceTheDatabaseIsBack(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	u.Path = "/postgres" // a database may not disallow connections to itself from within
+	watch := sqlx.MustConnect("postgres", u.String())
+	t.Cleanup(func() { watch.Close() })
+	allow := func(on bool) {
+		t.Helper()
+		if _, err := watch.Exec(`ALTER DATABASE ` + pq.QuoteIdentifier(name) + ` WITH ALLOW_CONNECTIONS ` +
+			map[bool]string{true: "true", false: "false"}[on]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	pool, err := Open(dsn, 1) // one connection: the statements below share its session
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	t.Cleanup(func() { allow(true) })
+	allow(false) // the database refuses new sessions (as while it restarts)
+	store := New(ctx, pool)
+	t.Cleanup(func() { store.Close() })
+	allow(true) // and is back
+
+	// A hot statement (authentication's) runs, then the session lists what it has prepared.
+	if _, err := store.PartnerByKeyHash(ctx, make([]byte, 32)); err == nil {
+		t.Fatal("PartnerByKeyHash of an unknown key found a partner")
+	}
+	var prepared int
+	if err := pool.Get(&prepared, `SELECT count(*) FROM pg_prepared_statements WHERE statement = $1`, partnerByKeyHashSQL); err != nil {
+		t.Fatal(err)
+	}
+	if prepared == 0 {
+		t.Errorf("after the database came back, the session that ran partnerByKeyHashSQL has it prepared %d times, want it prepared "+
+			"(store.go: \"when it is unreachable, statements are prepared later on first use\"); the store has %d of its %d hot statements prepared",
+			prepared, len(store.stmts), len(hotQueries))
 	}
 }

@@ -216,7 +216,7 @@ type sendLane struct {
 // caller holds the lane's mu.
 func (s *Store) sendStatement(ctx context.Context, lane int) (queryer, error) {
 	if lane < 0 || !s.keepLanes || s.lanes[lane].closed {
-		return s.q(insertMessageSQL), nil
+		return s.q(ctx, insertMessageSQL), nil
 	}
 	l := &s.lanes[lane]
 	if l.stmt == nil {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,7 +23,8 @@ import (
 )
 
 // Open connects to PostgreSQL with a pool of at most maxConns connections, all of which are
-// kept open when idle: letting idle connections close churns them under moderate load.
+// kept open when idle for up to 10 minutes: letting idle connections close sooner churns them
+// under moderate load, and closing them then leaves a quiet service holding few.
 func Open(dsn string, maxConns int) (*sqlx.DB, error) {
 	return OpenWithIOTimeout(dsn, maxConns, 0)
 }
@@ -146,7 +149,7 @@ func (s sentTime) Scan(src any) error {
 // confirm, conversation) are prepared once and reused on every connection.
 type Store struct {
 	db        *sqlx.DB
-	stmts     map[string]*sqlx.Stmt
+	stmts     map[string]*hotStmt // one per hotQueries, fixed by New
 	sends     *sendBatcher
 	lanes     []sendLane    // of sends: see sendBatcher
 	keepLanes bool          // whether lanes keep a connection each
@@ -164,10 +167,17 @@ var hotQueries = []string{
 // alone to measure what PostgreSQL can do of those reads on the machine (its -reference).
 var HotReads = struct{ Pending, Conversations, Messages string }{pendingSQL, conversationsSQL, messagesSQL}
 
+// hotStmt is a hot query's prepared statement, once it has one.
+type hotStmt struct {
+	st     atomic.Pointer[sqlx.Stmt]
+	mu     sync.Mutex // held while preparing it, and by Store.Close
+	closed bool       // by Store.Close: it is not prepared again
+}
+
 // New returns a store on db and prepares its hot statements. Preparing needs the database:
-// when it is unreachable, statements are prepared later on first use.
+// when it is unreachable, a statement is prepared on its first use once the database answers.
 func New(ctx context.Context, db *sqlx.DB) *Store {
-	s := &Store{db: db, stmts: make(map[string]*sqlx.Stmt, len(hotQueries))}
+	s := &Store{db: db, stmts: make(map[string]*hotStmt, len(hotQueries))}
 	s.sends = newSendBatcher(sendLanes, sendBatchMax, s.insertMessages, s.insertMessage)
 	s.lanes = make([]sendLane, sendLanes)
 	maxConns := db.Stats().MaxOpenConnections // 0: no limit
@@ -180,17 +190,37 @@ func New(ctx context.Context, db *sqlx.DB) *Store {
 	}
 	s.poolSends = make(chan struct{}, poolSends)
 	for _, q := range hotQueries {
+		h := &hotStmt{}
 		if st, err := db.PreparexContext(ctx, q); err == nil {
-			s.stmts[q] = st
+			h.st.Store(st)
 		}
+		s.stmts[q] = h
 	}
 	return s
 }
 
-// stmt returns the prepared form of a hot query, or the pool when it could not be prepared.
-func (s *Store) q(q string) queryer {
-	if st, ok := s.stmts[q]; ok {
+// q returns the prepared form of a hot query, preparing it if New could not (one caller at a
+// time; the others meanwhile, and every caller while preparing fails, run it on the pool).
+// (Found by review: a store made while the database was unreachable never prepared them.)
+func (s *Store) q(ctx context.Context, q string) queryer {
+	h := s.stmts[q]
+	if h == nil {
+		return poolQueryer{db: s.db, q: q}
+	}
+	if st := h.st.Load(); st != nil {
 		return preparedQueryer{st}
+	}
+	if h.mu.TryLock() {
+		defer h.mu.Unlock()
+		if st := h.st.Load(); st != nil {
+			return preparedQueryer{st}
+		}
+		if !h.closed {
+			if st, err := s.db.PreparexContext(ctx, q); err == nil {
+				h.st.Store(st)
+				return preparedQueryer{st}
+			}
+		}
 	}
 	return poolQueryer{db: s.db, q: q}
 }
@@ -223,8 +253,13 @@ func (p poolQueryer) QueryRowxContext(ctx context.Context, args ...any) *sqlx.Ro
 // when the process exits.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range s.stmts {
-		errs = append(errs, st.Close())
+	for _, h := range s.stmts {
+		h.mu.Lock()
+		h.closed = true
+		if st := h.st.Swap(nil); st != nil {
+			errs = append(errs, st.Close())
+		}
+		h.mu.Unlock()
 	}
 	for i := range s.lanes {
 		l := &s.lanes[i]
@@ -236,7 +271,6 @@ func (s *Store) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
 
 // inTx runs fn in one transaction, committed when fn returns nil, and runs it again in a new one
 // when PostgreSQL rolled it back as a deadlock's victim, having changed nothing
