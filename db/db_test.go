@@ -164,18 +164,7 @@ func TestPrivateColumnsAreNeverSampled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mg.Close()
-	for { // down to migration 7
-		v, _, err := mg.Version()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v == 7 {
-			break
-		}
-		if err := mg.Down(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	downTo(t, mg, 7)
 	conn.MustExec(`
 		INSERT INTO partners (affiliate_id, kind, name, created_at) VALUES (1, 'property', 'PMS', now()), (2, 'guest', 'App', now());
 		INSERT INTO accommodations (id, partner_id, name, created_at, updated_at) VALUES (7, 1, 'Sea View Rooms', now(), now());
@@ -289,11 +278,7 @@ func TestAMigrationCommitsWithItsVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for v := latest; v > 1; v-- {
-		if err := mg.Down(); err != nil {
-			t.Fatalf("down from %d: %v", v, err)
-		}
-	}
+	downTo(t, mg, 1)
 	conn := sqlx.MustConnect("postgres", dsn)
 	defer conn.Close()
 	// Migration 2 creates the attachments table, then two indexes; the second's name is taken.
@@ -515,11 +500,7 @@ func TestMigrationsOutlastTheConfiguredTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for v, _, _ := mg.Version(); v > 5; v, _, _ = mg.Version() {
-		if err := mg.Down(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	downTo(t, mg, 5)
 	mg.Close()
 	held, err := conn.Beginx()
 	if err != nil {
@@ -536,5 +517,22 @@ func TestMigrationsOutlastTheConfiguredTimeouts(t *testing.T) {
 	defer mg.Close()
 	if err := mg.Up(context.Background()); err != nil {
 		t.Errorf("Up with statement_timeout and lock_timeout of 200 ms, migration 6 waiting 1 s for a lock = %v, want it applied", err)
+	}
+}
+
+// downTo reverts mg's migrations until version is the applied one.
+func downTo(t *testing.T, mg *db.Migrator, version uint) {
+	t.Helper()
+	for {
+		v, _, err := mg.Version()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v <= version {
+			return
+		}
+		if err := mg.Down(); err != nil {
+			t.Fatalf("down from %d: %v", v, err)
+		}
 	}
 }

@@ -63,6 +63,8 @@ type envOptions struct {
 	refused   bool                                          // PostgreSQL refuses every connection (53300)
 	dbTimeout time.Duration                                 // REQUEST_TIMEOUT; 0: 10 s
 	answerBy  time.Duration                                 // WRITE_TIMEOUT; 0: none
+	poolSize  int                                           // DB_MAX_CONNS; 0: 16
+	logs      io.Writer                                     // the service's JSON log; nil: none
 }
 
 func newEnvOpts(t testing.TB, o envOptions) *env {
@@ -72,12 +74,16 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 		dsn = pgtest.RefusingDSN
 	}
 	url := dsn(t)
-	pool, err := postgres.Open(url, 16)
+	pool, err := postgres.Open(url, cmp.Or(o.poolSize, 16))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pool.Close() })
-	probe := newProbe(t, url)
+	probe, err := postgres.OpenProbe(url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { probe.Close() })
 	store := postgres.New(context.Background(), pool)
 	c := testclock.New(start)
 	var svcStore messaging.Store = store
@@ -93,7 +99,7 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 	if o.rateLimit != nil {
 		cfg.RateLimit = o.rateLimit(c.Now)
 	}
-	h := httpapi.New(svc, probe, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, prometheus.NewRegistry())
+	h := httpapi.New(svc, probe, slog.New(slog.NewJSONHandler(cmp.Or(o.logs, io.Discard), nil)), cfg, prometheus.NewRegistry())
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e := &env{t: t, url: srv.URL, db: pool, clock: c, admin: &api.AdminClient{BaseURL: srv.URL, Token: adminToken}}
@@ -266,15 +272,4 @@ func apiErrorID(t *testing.T, err error) string {
 		t.Fatalf("error %v is not an *api.Error", err)
 	}
 	return apiErr.ID()
-}
-
-// newProbe opens the readiness probe of the database at dsn, as serve does, for the test.
-func newProbe(t testing.TB, dsn string) *postgres.Probe {
-	t.Helper()
-	probe, err := postgres.OpenProbe(dsn, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { probe.Close() })
-	return probe
 }

@@ -18,8 +18,6 @@ import (
 	"github.com/guestmsg/messaging/api"
 	"github.com/guestmsg/messaging/internal/httpapi"
 	"github.com/guestmsg/messaging/internal/messaging"
-	"github.com/guestmsg/messaging/internal/pgtest"
-	"github.com/guestmsg/messaging/internal/postgres"
 )
 
 // TestEveryAnswerIsLogged: one JSON line per request (§8), also for the answers given before a
@@ -27,19 +25,8 @@ import (
 // still starting.
 func TestEveryAnswerIsLogged(t *testing.T) {
 	t.Run("admin API hidden", func(t *testing.T) {
-		dsn := pgtest.DSN(t)
-		pool, err := postgres.Open(dsn, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pool.Close() })
-		store := postgres.New(context.Background(), pool)
-		svc := messaging.NewService(store, messaging.DefaultWindows, time.Now)
 		logs := &syncBuffer{}
-		srv := httptest.NewServer(httpapi.New(svc, newProbe(t, dsn), slog.New(slog.NewJSONHandler(logs, nil)),
-			httpapi.Config{MaxBodyBytes: 1 << 20, DBTimeout: time.Second}, prometheus.NewRegistry()))
-		t.Cleanup(srv.Close)
-		e := &env{t: t, url: srv.URL}
+		e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, noAdmin: true, logs: logs})
 		for _, r := range []struct{ method, path string }{{http.MethodPost, "/admin/partners"}, {http.MethodGet, "/admin/partners"}, {http.MethodGet, "/admin"}} {
 			id := "hidden " + r.method + " " + r.path
 			if a := e.raw(r.method, r.path, map[string]string{"X-Request-Id": id}, `{}`); a.status != http.StatusNotFound {
@@ -199,19 +186,9 @@ func (panickingStore) PartnerByKeyHash(context.Context, []byte) (messaging.Partn
 // A panic must give one ERROR line for its request, carrying what went wrong, not a second
 // "internal error" line whose error is the client's own "Internal server error.".
 func TestPanicIsLoggedOnce(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	pool, err := postgres.Open(dsn, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() })
-	store := postgres.New(context.Background(), pool)
-	svc := messaging.NewService(panickingStore{store}, messaging.DefaultWindows, time.Now)
 	logs := &syncBuffer{}
-	srv := httptest.NewServer(httpapi.New(svc, newProbe(t, dsn), slog.New(slog.NewJSONHandler(logs, nil)),
-		httpapi.Config{MaxBodyBytes: 1 << 20, DBTimeout: time.Second}, prometheus.NewRegistry()))
-	t.Cleanup(srv.Close)
-	e := &env{t: t, url: srv.URL}
+	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, logs: logs,
+		wrapStore: func(s messaging.Store) messaging.Store { return panickingStore{s} }})
 
 	const id = "panic-request-1"
 	a := e.raw(http.MethodPost, "/messages/latest", map[string]string{
@@ -252,18 +229,8 @@ func TestPanicIsLoggedOnce(t *testing.T) {
 // replica out of rotation (and all of them together under the same load).
 func TestReadyzWithABusyPoolIsReady(t *testing.T) {
 	const poolSize = 1 // DB_MAX_CONNS=1 is a valid setting; with 16 it takes 16 busy requests
-	dsn := pgtest.DSN(t)
-	pool, err := postgres.Open(dsn, poolSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() })
-	store := postgres.New(context.Background(), pool)
-	svc := messaging.NewService(store, messaging.DefaultWindows, time.Now)
-	srv := httptest.NewServer(httpapi.New(svc, newProbe(t, dsn), slog.New(slog.NewJSONHandler(&syncBuffer{}, nil)),
-		httpapi.Config{MaxBodyBytes: 1 << 20, DBTimeout: 10 * time.Second}, prometheus.NewRegistry()))
-	t.Cleanup(srv.Close)
-	e := &env{t: t, url: srv.URL}
+	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, poolSize: poolSize})
+	pool := e.db
 	if a := e.raw(http.MethodGet, "/readyz", nil, ""); a.status != http.StatusOK {
 		t.Fatalf("GET /readyz with an idle pool = %d %s, want 200", a.status, a.body)
 	}
@@ -289,18 +256,8 @@ func TestReadyzWithABusyPoolIsReady(t *testing.T) {
 // client that went away or a read-only database each call for a different response, and the
 // answer itself says nothing of it. (Found by review: 503s carried no cause anywhere.)
 func TestUnavailableIsLoggedWithItsCause(t *testing.T) {
-	dsn := pgtest.RefusingDSN(t)
-	pool, err := postgres.Open(dsn, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() })
-	store := postgres.New(context.Background(), pool)
 	logs := &syncBuffer{}
-	srv := httptest.NewServer(httpapi.New(messaging.NewService(store, messaging.DefaultWindows, time.Now), newProbe(t, dsn),
-		slog.New(slog.NewJSONHandler(logs, nil)), httpapi.Config{MaxBodyBytes: 1 << 20, DBTimeout: time.Second}, prometheus.NewRegistry()))
-	t.Cleanup(srv.Close)
-	e := &env{t: t, url: srv.URL}
+	e := newEnvOpts(t, envOptions{windows: messaging.DefaultWindows, refused: true, logs: logs})
 	const id = "down-1"
 	a := e.raw(http.MethodPost, "/messages/latest", map[string]string{
 		"Authorization": "Bearer gmk_some_key", "X-Affiliate-Id": "1001", "X-Request-Id": id}, "")
